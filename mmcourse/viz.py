@@ -1,0 +1,153 @@
+"""Figures and players for notebooks: image grids, heatmaps, waveforms, spectrograms, audio, source."""
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_image_array(image) -> np.ndarray:
+    """PIL image, HxW(xC) array or CxHxW tensor -> HxWxC (or HxW) float array in [0, 1]."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB")) / 255.0
+    if isinstance(image, torch.Tensor):
+        image = image.detach().float().cpu()
+        if image.ndim == 3 and image.shape[0] in (1, 3, 4):
+            image = image.permute(1, 2, 0)  # CxHxW -> HxWxC
+        image = image.numpy()
+    array = np.asarray(image, dtype=np.float64)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ValueError(f"cannot show an image of shape {array.shape}: expected HxW, HxWx3/4 or 3xHxW")
+    if array.max(initial=0) > 1.0:
+        array = array / 255.0
+    return np.clip(array, 0.0, 1.0)
+
+
+def show_images(images: Sequence, titles: Sequence[str] | None = None, ncols: int = 6,
+                size: float = 2.0, cmap: str | None = None, suptitle: str | None = None) -> plt.Figure:
+    """A grid of images with optional titles (wrapped to the cell width)."""
+    if len(images) == 0:
+        raise ValueError("show_images got no images")
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"{len(images)} images but {len(titles)} titles")
+    ncols = min(ncols, len(images))
+    nrows = math.ceil(len(images) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4 * bool(titles)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(to_image_array(images[i]), cmap=cmap)
+            if titles is not None:
+                ax.set_title(_wrap(str(titles[i]), int(size * 9)), fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+    return "\n".join(textwrap.wrap(text, max(width, 8))[:3])
+
+
+def overlay_heatmap(image, heat, ax: plt.Axes | None = None, alpha: float = 0.5,
+                    cmap: str = "jet", title: str | None = None) -> plt.Axes:
+    """Draw `heat` (any HxW grid, e.g. 7x7 attention) stretched over `image`."""
+    picture = to_image_array(image)
+    heat = heat.detach().float().cpu().numpy() if isinstance(heat, torch.Tensor) else np.asarray(heat, float)
+    if heat.ndim != 2:
+        raise ValueError(f"heatmap must be 2-D (HxW), got shape {heat.shape}")
+    ax = ax or plt.subplots(figsize=(3, 3))[1]
+    h, w = picture.shape[:2]
+    ax.imshow(picture)
+    ax.imshow(heat, cmap=cmap, alpha=alpha, extent=(0, w, h, 0), interpolation="bilinear")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def _as_1d(wave) -> np.ndarray:
+    wave = wave.detach().float().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave, float)
+    wave = np.squeeze(wave)
+    if wave.ndim != 1:
+        raise ValueError(f"expected a mono waveform (1-D), got shape {wave.shape}; average the channels first")
+    return wave
+
+
+def plot_waveform(wave, sample_rate: int, ax: plt.Axes | None = None, title: str | None = None) -> plt.Axes:
+    """Amplitude against time in seconds."""
+    wave = _as_1d(wave)
+    ax = ax or plt.subplots(figsize=(8, 2))[1]
+    ax.plot(np.arange(len(wave)) / sample_rate, wave, linewidth=0.6)
+    ax.set(xlabel="time (s)", ylabel="amplitude", xlim=(0, len(wave) / sample_rate))
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_spectrogram(spec, sample_rate: int, hop_length: int, ax: plt.Axes | None = None,
+                     y_axis: str = "linear", title: str | None = None, cmap: str = "magma",
+                     colorbar: bool = True, unit: str = "dB") -> plt.Axes:
+    """Show a [freq, time] spectrogram. y_axis: 'linear' (Hz up to Nyquist), 'mel' (band index) or 'coef'."""
+    spec = spec.detach().float().cpu().numpy() if isinstance(spec, torch.Tensor) else np.asarray(spec, float)
+    if spec.ndim != 2:
+        raise ValueError(f"spectrogram must be 2-D [freq, time], got shape {spec.shape}")
+    ax = ax or plt.subplots(figsize=(8, 3))[1]
+    seconds = spec.shape[1] * hop_length / sample_rate
+    top = {"linear": sample_rate / 2, "mel": spec.shape[0], "coef": spec.shape[0]}.get(y_axis)
+    if top is None:
+        raise ValueError(f"y_axis must be 'linear', 'mel' or 'coef', not {y_axis!r}")
+    image = ax.imshow(spec, origin="lower", aspect="auto", cmap=cmap, extent=(0, seconds, 0, top))
+    ax.set(xlabel="time (s)",
+           ylabel={"linear": "frequency (Hz)", "mel": "mel band", "coef": "coefficient"}[y_axis])
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, label=unit, pad=0.01)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def audio_player(wave, sample_rate: int):
+    """An inline player (IPython.display.Audio), normalised so quiet clips are audible."""
+    from IPython.display import Audio
+    return Audio(_as_1d(wave), rate=int(sample_rate), normalize=True)
+
+
+def show_source(fn: Callable):
+    """Display a function's or class's source as highlighted Markdown in a notebook."""
+    from IPython.display import Markdown
+    return Markdown(f"```python\n{inspect.getsource(fn).rstrip()}\n```")
+
+
+def plot_embedding_2d(points, labels: Sequence[str], ax: plt.Axes | None = None,
+                      title: str | None = None, annotate: Sequence[str] | None = None) -> plt.Axes:
+    """Scatter 2-D points coloured by label (e.g. a PCA/t-SNE map of a joint space)."""
+    points = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, float)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"expected points of shape [N, 2], got {points.shape}; reduce to 2-D first")
+    if len(labels) != len(points):
+        raise ValueError(f"{len(points)} points but {len(labels)} labels")
+    ax = ax or plt.subplots(figsize=(6, 5))[1]
+    names = sorted(set(labels))
+    colours = plt.get_cmap("tab20", max(len(names), 1))
+    for k, name in enumerate(names):
+        idx = [i for i, lab in enumerate(labels) if lab == name]
+        ax.scatter(points[idx, 0], points[idx, 1], s=14, color=colours(k), label=name)
+    if annotate is not None:
+        for (x, y), text in zip(points, annotate):
+            if text:
+                ax.annotate(text, (x, y), fontsize=7)
+    ax.legend(fontsize=7, markerscale=1.2, loc="best", ncol=1 + len(names) // 12)
+    ax.set_xticks([]), ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return ax

@@ -1,0 +1,58 @@
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmcourse import viz
+
+
+def test_to_image_array_accepts_pil_array_and_tensor():
+    pil = Image.new("RGBA", (4, 3), (255, 0, 0, 128))
+    assert viz.to_image_array(pil).shape == (3, 4, 4)
+    chw = torch.rand(3, 5, 6)
+    assert np.allclose(viz.to_image_array(chw), chw.permute(1, 2, 0).numpy())
+    assert viz.to_image_array(np.full((2, 2, 3), 255, np.uint8)).max() == 1.0
+    with pytest.raises(ValueError, match="cannot show an image of shape"):
+        viz.to_image_array(np.zeros((2, 2, 5)))
+
+
+def test_show_images_grid_and_title_mismatch():
+    fig = viz.show_images([torch.rand(3, 8, 8)] * 5, titles=list("abcde"), ncols=3)
+    assert len(fig.axes) == 6 and fig.axes[0].get_title() == "a"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="5 images but 2 titles"):
+        viz.show_images([torch.rand(3, 8, 8)] * 5, titles=["a", "b"])
+    with pytest.raises(ValueError, match="no images"):
+        viz.show_images([])
+
+
+def test_heatmap_and_spectrogram_check_shapes():
+    ax = viz.overlay_heatmap(torch.rand(3, 32, 32), torch.rand(7, 7))
+    assert len(ax.images) == 2
+    with pytest.raises(ValueError, match="2-D"):
+        viz.overlay_heatmap(torch.rand(3, 32, 32), torch.rand(7))
+    ax = viz.plot_spectrogram(torch.rand(201, 50), sample_rate=16000, hop_length=160)
+    assert ax.images[0].get_extent()[1] == pytest.approx(0.5)  # 50 frames x 10 ms
+    with pytest.raises(ValueError, match="y_axis"):
+        viz.plot_spectrogram(torch.rand(4, 4), 16000, 160, y_axis="log")
+    plt.close("all")
+
+
+def test_waveform_player_and_source():
+    wave = torch.sin(torch.linspace(0, 100, 8000))
+    ax = viz.plot_waveform(wave, 8000)
+    assert ax.get_xlim()[1] == pytest.approx(1.0)
+    assert viz.audio_player(wave, 8000).data[:4] == b"RIFF"
+    with pytest.raises(ValueError, match="mono"):
+        viz.audio_player(torch.rand(2, 100), 8000)
+    assert "def show_source" in viz.show_source(viz.show_source).data
+    plt.close("all")
+
+
+def test_embedding_map_checks_input():
+    ax = viz.plot_embedding_2d(np.random.rand(6, 2), list("aabbcc"))
+    assert len(ax.collections) == 3
+    with pytest.raises(ValueError, match=r"\[N, 2\]"):
+        viz.plot_embedding_2d(np.random.rand(6, 3), list("aabbcc"))
+    plt.close("all")
