@@ -15,6 +15,10 @@ from mmcourse.report import course_report
 from mmcourse.runtime import REPO_ROOT, build_dir
 
 KERNEL = "mmcourse"  # registered into the virtual environment by `make setup`
+# Appended to each run, then removed: the kernel reports its own peak resident memory.
+PEAK_PROBE = ("import resource, sys\n"
+              "print('PEAK_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss"
+              " / (2**20 if sys.platform == 'darwin' else 2**10))")
 
 
 def find_notebooks(folder: Path, only: list[str] | None = None) -> list[Path]:
@@ -25,22 +29,30 @@ def find_notebooks(folder: Path, only: list[str] | None = None) -> list[Path]:
     return books
 
 
-def execute_notebook(path: Path, out_dir: Path, timeout: int = 900, kernel: str = KERNEL) -> float:
-    """Execute one notebook in its own folder; write the executed copy to `out_dir`. Returns seconds."""
+def execute_notebook(path: Path, out_dir: Path, timeout: int = 900,
+                     kernel: str = KERNEL) -> tuple[float, float]:
+    """Execute one notebook in its own folder and write the executed copy to `out_dir`.
+
+    Returns (seconds, peak resident memory of the kernel in MB).
+    """
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PEAK_PROBE))
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     try:
         client.execute()
     finally:
+        probe = nb.cells.pop()
         # Keep the executed copy even on failure: it shows the error in place.
         with atomic_path(out_dir / path.name) as tmp:
             nbformat.write(nb, tmp)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    printed = "".join(o.get("text", "") for o in probe.outputs)
+    return seconds, float(printed.split()[-1])
 
 
 def run_course(notebooks_dir: Path, only: list[str] | None = None, timeout: int = 900) -> int:
@@ -49,18 +61,19 @@ def run_course(notebooks_dir: Path, only: list[str] | None = None, timeout: int 
     books = find_notebooks(notebooks_dir, only)
     if not books:
         print(f"No notebooks in {notebooks_dir} yet: nothing to run.")
-    failed = []
+    failed, peaks = [], {}
     for i, path in enumerate(books, 1):
         stale = build / "metrics" / f"{path.stem}.json"
         stale.unlink(missing_ok=True)  # a failed run must not show an old result
         print(f"[{i}/{len(books)}] {path.name} ...", flush=True)
         try:
-            seconds = execute_notebook(path, build / "notebooks", timeout)
-            print(f"      done in {seconds:.0f} s", flush=True)
+            seconds, peaks[path.stem] = execute_notebook(path, build / "notebooks", timeout)
+            print(f"      done in {seconds:.0f} s, kernel peak memory {peaks[path.stem]:.0f} MB",
+                  flush=True)
         except Exception as err:  # report every notebook, then fail at the end
             failed.append(path.stem)
             print(f"      FAILED: {type(err).__name__}: {str(err).strip().splitlines()[-1][:300]}", flush=True)
-    report = course_report(build / "metrics", [p.stem for p in books])
+    report = course_report(build / "metrics", [p.stem for p in books], peaks)
     if failed:
         report += "\nFailed: " + ", ".join(failed) + " (executed copies show where).\n"
     path = atomic_write_text(build / "report.md", report)

@@ -107,28 +107,32 @@ def load_results(path: str | Path) -> dict:
     return data
 
 
-def course_report(metrics_dir: str | Path, notebooks: list[str] | None = None) -> str:
-    """One markdown table, one row per notebook: run time, device and its metrics.
+def course_report(metrics_dir: str | Path, notebooks: list[str] | None = None,
+                  peak_mb: dict[str, float] | None = None) -> str:
+    """One markdown table, one row per notebook: run time, peak memory, device and its metrics.
 
     `notebooks` lists the stems expected; one without a results file shows as 'not run'.
+    `peak_mb` gives each notebook's peak memory where it was measured.
     """
+    peak_mb = peak_mb or {}
     found = {}
     for path in sorted(Path(metrics_dir).glob("*.json")):
         data = load_results(path)
         found[data["notebook"]] = data
     stems = notebooks if notebooks is not None else sorted(found)
     lines = ["# Course report", "",
-             "| notebook | seconds | device | metric: value (chance, baseline) |",
-             "|---|---|---|---|"]
+             "| notebook | seconds | peak MB | device | metric: value (chance, baseline) |",
+             "|---|---|---|---|---|"]
     for stem in stems:
         data = found.get(stem)
         if data is None:
-            lines.append(f"| {stem} | – | – | not run |")
+            lines.append(f"| {stem} | – | – | – | not run |")
             continue
         cells = "<br>".join(
             f"{name}: {_fmt(m['value'])} ({_fmt(m['chance'])}, {_fmt(m['baseline'])})"
             for name, m in data["metrics"].items()) or "no metrics"
-        lines.append(f"| {stem} | {data['seconds']:.1f} | {data['device']} | {cells} |")
+        peak = f"{peak_mb[stem]:.0f}" if stem in peak_mb else "–"
+        lines.append(f"| {stem} | {data['seconds']:.1f} | {peak} | {data['device']} | {cells} |")
     if not stems:
-        lines.append("| (no notebooks yet) | – | – | – |")
+        lines.append("| (no notebooks yet) | – | – | – | – |")
     return "\n".join(lines) + "\n"

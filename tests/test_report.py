@@ -50,5 +50,5 @@ def test_course_report_has_one_row_per_notebook(tmp_path):
     r.write(tmp_path)
     report = course_report(tmp_path, ["01_a", "02_b"])
     assert "| 01_a |" in report and "acc: 0.750 (0.250, 0.500)" in report
-    assert "| 02_b | – | – | not run |" in report
+    assert "| 02_b | – | – | – | not run |" in report
     assert "no notebooks yet" in course_report(tmp_path / "none", [])
