@@ -1,0 +1,81 @@
+"""easy-VQA as a `datasets.DatasetDict`: 64x64 images of one coloured shape, with questions.
+
+The PyPI package `easy-vqa` (MIT, Victor Zhou) ships 4,000 train and 1,000 test images and
+38,575 + 9,673 question/answer pairs, all offline. Every answer is one of 13 words, so VQA
+here is a 13-way classification of (image, question) pairs.
+"""
+from __future__ import annotations
+
+from datasets import Dataset, DatasetDict, Features, Image, Value
+
+from mmcourse.data.cache import cached_dataset
+
+VERSION = 1  # bump when the build changes what it produces
+SHAPES = ("circle", "rectangle", "triangle")
+YES_NO = ("yes", "no")
+
+FEATURES = Features({
+    "image": Image(),                  # PIL RGB, 64x64
+    "question": Value("string"),       # "what color is the triangle?"
+    "answer": Value("string"),         # one of answers()
+    "question_type": Value("string"),  # "shape", "color" or "yes/no"
+    "image_id": Value("int32"),        # several questions share one image
+})
+
+
+def answers() -> list[str]:
+    """The 13 possible answers in the package's order (use the index as the class label)."""
+    return _package().get_answers()
+
+
+def question_type(answer: str) -> str:
+    """What a question asks, read off its answer: "yes/no", "shape" or "color".
+
+    easy-vqa's questions carry no type, but each answer word belongs to exactly one kind.
+    """
+    if answer in YES_NO:
+        return "yes/no"
+    return "shape" if answer in SHAPES else "color"
+
+
+def load_easy_vqa(rebuild: bool = False) -> DatasetDict:
+    """easy-VQA as DatasetDict(train=..., test=...), one row per question, built once and cached."""
+    return cached_dataset("easy-vqa", _build, VERSION, rebuild)
+
+
+def _package():
+    try:
+        import easy_vqa
+    except ImportError as err:
+        raise ImportError("the easy-vqa package is not installed: pip install easy-vqa") from err
+    return easy_vqa
+
+
+def _build() -> DatasetDict:
+    ev = _package()
+    known = set(ev.get_answers())
+    return DatasetDict(
+        train=_split("train", ev.get_train_questions(), ev.get_train_image_paths(), known),
+        test=_split("test", ev.get_test_questions(), ev.get_test_image_paths(), known),
+    )
+
+
+def _split(name: str, questions: tuple[list, list, list], image_paths: dict[int, str],
+           known: set[str]) -> Dataset:
+    texts, answer_words, image_ids = questions
+    if not texts:
+        raise ValueError(f"easy-vqa {name} split has no questions; reinstall it: "
+                         "pip install --force-reinstall easy-vqa")
+    missing = sorted(set(image_ids) - set(image_paths))
+    unknown = sorted(set(answer_words) - known)
+    if missing or unknown:
+        raise ValueError(f"easy-vqa {name} split is damaged ({len(missing)} missing images, e.g. "
+                         f"{missing[:3]}; answers not in answers.txt: {unknown[:3]}); reinstall it: "
+                         "pip install --force-reinstall easy-vqa")
+    return Dataset.from_dict({
+        "image": [image_paths[i] for i in image_ids],
+        "question": texts,
+        "answer": answer_words,
+        "question_type": [question_type(a) for a in answer_words],
+        "image_id": image_ids,
+    }, features=FEATURES)

@@ -1,0 +1,360 @@
+"""Composed scenes: determinism, masks and boxes, overlap, grammar, questions, storage."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from mmcourse.data.scenes import (BACKGROUNDS, REGIONS, PlacedObject, PlacementError, Scene, Stamp, article,
+                                  compose_scene, describe, label_from_caption, make_scenes, noun_phrase,
+                                  plural, questions, random_background, scenes_to_dataset,
+                                  stamps_from_dataset)
+
+COLOURS = {"apple": (220, 20, 20), "duck": (250, 220, 0), "cat": (20, 20, 20), "owl": (120, 60, 200)}
+
+
+def shape_stamp(label: str, kind: str = "circle", side: int = 48) -> Stamp:
+    """A solid-colour shape on a transparent square (drawn without antialiasing: alpha 0 or 255)."""
+    image = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    fill = COLOURS[label] + (255,)
+    if kind == "circle":
+        draw.ellipse([4, 4, side - 5, side - 5], fill=fill)
+    elif kind == "triangle":
+        draw.polygon([(side // 2, 2), (side - 3, side - 3), (2, side - 3)], fill=fill)
+    else:
+        draw.rectangle([6, 10, side - 7, side - 11], fill=fill)
+    return Stamp(label, image)
+
+
+@pytest.fixture(scope="module")
+def stamps() -> list[Stamp]:
+    return [shape_stamp("apple", "circle"), shape_stamp("duck", "triangle"),
+            shape_stamp("cat", "square"), shape_stamp("owl", "circle", side=40)]
+
+
+def fake_scene(layout: list[tuple[str, float, float]], size: int = 128, half: int = 8) -> Scene:
+    """A hand-made scene: (label, cx, cy) squares of side 2 * half, no pixels needed."""
+    objects = []
+    for label, cx, cy in layout:
+        box = (int(cx - half), int(cy - half), int(cx + half), int(cy + half))
+        mask = np.zeros((size, size), dtype=bool)
+        mask[box[1]:box[3], box[0]:box[2]] = True
+        objects.append(PlacedObject(label, box, mask))
+    return Scene(Image.new("RGB", (size, size)), objects, "flat")
+
+
+def tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+# ---------------------------------------------------------------- composing
+
+def test_same_seed_same_scenes(stamps):
+    a, b = make_scenes(stamps, 6, seed=3), make_scenes(stamps, 6, seed=3)
+    for sa, sb in zip(a, b):
+        assert np.array_equal(np.asarray(sa.image), np.asarray(sb.image))
+        assert [o.box for o in sa.objects] == [o.box for o in sb.objects]
+        assert all(np.array_equal(oa.mask, ob.mask) for oa, ob in zip(sa.objects, sb.objects))
+        assert describe(sa) == describe(sb)
+        assert questions(sa, 1, list(COLOURS)) == questions(sb, 1, list(COLOURS))
+    # Scene i depends only on (seed, i); another seed gives other scenes.
+    assert [describe(s) for s in make_scenes(stamps, 3, seed=3)] == [describe(s) for s in a[:3]]
+    other = make_scenes(stamps, 6, seed=4)
+    assert any(not np.array_equal(np.asarray(x.image), np.asarray(y.image)) for x, y in zip(a, other))
+
+
+def test_object_counts_and_backgrounds_vary(stamps):
+    scenes = make_scenes(stamps, 60, seed=0, min_objects=1, max_objects=3)
+    counts = {len(s.objects) for s in scenes}
+    assert counts == {1, 2, 3}
+    assert {s.background for s in scenes} == set(BACKGROUNDS)
+    # Repeated labels occur, so captions can count.
+    assert any(len(set(s.labels)) < len(s.labels) for s in scenes)
+    assert all(s.image.size == (128, 128) and s.image.mode == "RGB" for s in scenes)
+
+
+def test_masks_and_boxes_match_the_pixels(stamps):
+    """At native size nothing is resampled: every visible mask pixel has its stamp's colour,
+    every other pixel is the background, and each box is its mask's tight box."""
+    for seed in range(8):
+        chosen = [stamps[i % 4] for i in range(seed % 3 + 2)]
+        scene = compose_scene(chosen, seed, size=128, sizes=[max(s.image.size) for s in chosen])
+        background, kind = random_background(np.random.default_rng(seed), 128)
+        assert kind == scene.background
+        pixels, expected = np.asarray(scene.image), np.asarray(background).copy()
+        union = np.zeros((128, 128), dtype=bool)
+        for obj in scene.objects:
+            assert obj.mask.shape == (128, 128) and obj.mask.dtype == bool
+            assert obj.box == tight_box(obj.mask)
+            assert not (obj.mask & union).any(), "visible masks must not overlap"
+            union |= obj.mask
+            expected[obj.mask] = COLOURS[obj.label]
+        assert np.array_equal(pixels, expected)
+
+
+def test_resized_masks_cover_the_pasted_alpha(stamps):
+    for seed in range(6):
+        scene = compose_scene(stamps[:3], seed, size=128, scale_range=(0.25, 0.5))
+        background = np.asarray(random_background(np.random.default_rng(seed), 128)[0]).astype(int)
+        pixels = np.asarray(scene.image).astype(int)
+        union = np.zeros((128, 128), dtype=bool)
+        for obj in scene.objects:
+            union |= obj.mask
+            x0, y0, x1, y1 = obj.box
+            assert max(x1 - x0, y1 - y0) >= 0.25 * 128 - 8  # shapes fill most of their stamp
+            inside = pixels[ndimage.binary_erosion(obj.mask, iterations=3)]
+            assert np.abs(inside - COLOURS[obj.label]).max() <= 8
+        # Away from every mask (beyond the resampling kernel) the background is untouched.
+        far = ~ndimage.binary_dilation(union, iterations=6)
+        assert np.array_equal(pixels[far], background[far])
+
+
+def test_overlap_limit(stamps):
+    pair = [stamps[0], stamps[2]]
+    native = [max(s.image.size) for s in pair]
+    full_area = [int((np.asarray(s.image.getchannel("A")) >= 128).sum()) for s in pair]
+    covered = []
+    for seed in range(40):
+        scene = compose_scene(pair, seed, size=80, sizes=native, max_overlap=0.1)
+        lost = full_area[0] - scene.objects[0].mask.sum()  # the later stamp covers these pixels
+        covered.append(lost / min(full_area))
+        assert scene.objects[1].mask.sum() == full_area[1]  # the top one is whole
+    assert max(covered) <= 0.1
+    assert max(covered) > 0, "an 80 px canvas should force some overlap; the test would be vacuous"
+    for seed in range(10):
+        scene = compose_scene(pair, seed, size=96, sizes=native, max_overlap=0.0)
+        assert [o.mask.sum() for o in scene.objects] == full_area
+
+
+def test_explicit_positions_and_sizes(stamps):
+    scene = compose_scene([stamps[1], stamps[0]], 0, size=128, positions=[(32, 64), (96, 40)], sizes=[40, 30])
+    duck, apple = scene.objects
+    assert abs(duck.centre[0] - 32) <= 2 and abs(duck.centre[1] - 64) <= 2
+    assert abs(apple.centre[0] - 96) <= 2 and abs(apple.centre[1] - 40) <= 2
+    assert max(duck.box[2] - duck.box[0], duck.box[3] - duck.box[1]) <= 40
+    assert describe(scene) == "a duck to the left of an apple"
+    # A position near the edge is moved so the stamp stays inside the canvas.
+    edge = compose_scene([stamps[0]], 0, size=64, positions=[(0, 0)], sizes=[32])
+    assert edge.objects[0].box[:2] >= (0, 0)
+
+
+def test_background_kinds_are_distinct_and_deterministic():
+    for kind in BACKGROUNDS:
+        a, name = random_background(5, 64, kind)
+        b, _ = random_background(5, 64, kind)
+        assert name == kind and a.mode == "RGB" and a.size == (64, 64)
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    flat = np.asarray(random_background(1, 64, "flat")[0])
+    assert (flat == flat[0, 0]).all()
+    stripes = np.asarray(random_background(1, 64, "stripes")[0])
+    assert len(np.unique(stripes.reshape(-1, 3), axis=0)) == 2
+    with pytest.raises(ValueError, match="unknown background"):
+        random_background(0, 64, "plaid")
+
+
+def test_bad_input_gives_clear_errors(stamps):
+    with pytest.raises(ValueError, match="at least one stamp"):
+        compose_scene([], 0)
+    with pytest.raises(ValueError, match="at least one stamp"):
+        make_scenes([], 3)
+    with pytest.raises(ValueError, match="too small"):
+        compose_scene(stamps[:1], 0, size=16)
+    with pytest.raises(ValueError, match="scale_range"):
+        compose_scene(stamps[:1], 0, scale_range=(0.5, 0.2))
+    with pytest.raises(ValueError, match="positions has 1 entries for 2 stamps"):
+        compose_scene(stamps[:2], 0, positions=[(10, 10)])
+    with pytest.raises(ValueError, match="stamp size 200"):
+        compose_scene(stamps[:1], 0, sizes=[200])
+    with pytest.raises(TypeError, match="Stamp"):
+        compose_scene([Image.new("RGBA", (8, 8))], 0)
+    with pytest.raises(ValueError, match="fully transparent"):
+        Stamp("ghost", Image.new("RGBA", (16, 16), (255, 0, 0, 0)))
+    with pytest.raises(ValueError, match="non-empty text label"):
+        Stamp("  ", Image.new("RGBA", (16, 16), (255, 0, 0, 255)))
+    with pytest.raises(PlacementError, match="could not place"):
+        compose_scene([stamps[2]] * 6, 0, size=64, sizes=[60] * 6, max_overlap=0.0)
+
+
+def test_stamp_without_alpha_is_an_opaque_rectangle():
+    stamp = Stamp("box", Image.new("RGB", (20, 10), (0, 0, 255)))
+    assert stamp.image.mode == "RGBA"
+    scene = compose_scene([stamp], 0, size=64, sizes=[20])
+    (obj,) = scene.objects
+    assert obj.mask.sum() == 200 and obj.box[2] - obj.box[0] == 20 and obj.box[3] - obj.box[1] == 10
+
+
+def test_stamp_is_cropped_to_its_opaque_part():
+    image = Image.new("RGBA", (50, 40), (0, 0, 0, 0))
+    image.paste((9, 9, 9, 255), (10, 5, 30, 15))
+    assert Stamp("cat", image).image.size == (20, 10)
+
+
+@pytest.mark.parametrize("caption, label", [
+    ("A duck.", "duck"), ("An emperor tamarin.", "emperor tamarin"), ("A Sumatran tiger.", "Sumatran tiger"),
+    ("A happy lion!", "happy lion"), ("The full moon.", "full moon"), ("A knight’s helmet.", "knight’s helmet"),
+    ("A pair of glasses.", "pair of glasses"), ("A mince pie is a traditional Christmas food.", None), ("", None),
+    ("Dollar sign.", None), ("Some cherries.", None), ("Greater than.", None), ("A “Fuji” apple.", None),
+    ("A F-22 Raptor.", None), ("Earth. Our planet.", None),
+])
+def test_label_from_caption(caption, label):
+    assert label_from_caption(caption) == label
+
+
+def test_stamps_from_dataset(stamps):
+    import datasets
+
+    rows = datasets.Dataset.from_dict(
+        {"image": [s.image for s in stamps[:3]], "caption": ["A red apple.", "A duck is a bird that swims.", "A cat."]},
+        features=datasets.Features({"image": datasets.Image(mode="RGBA"), "caption": datasets.Value("string")}))
+    made = stamps_from_dataset(rows)
+    assert [s.label for s in made] == ["red apple", "cat"]
+    assert np.array_equal(np.asarray(made[1].image), np.asarray(stamps[2].image))
+
+
+REAL_STAMPS = [Path("/usr/share/tuxpaint/stamps/animals/birds/duck.png"),
+               Path("/usr/share/tuxpaint/stamps/food/fruit/apple_red.png")]
+
+
+@pytest.mark.skipif(not all(p.exists() for p in REAL_STAMPS),
+                    reason="Tux Paint stamps not installed (sudo apt-get install tuxpaint-stamps-default)")
+def test_real_stamps_compose():
+    real = []
+    for path in REAL_STAMPS:
+        image = Image.open(path)
+        image.thumbnail((256, 256))
+        real.append(Stamp(path.stem.split("_")[0], image))
+    for scene in make_scenes(real, 5, seed=0, min_objects=2, max_objects=3):
+        for obj in scene.objects:
+            assert obj.mask.any() and obj.box == tight_box(obj.mask)
+        assert "duck" in describe(scene) or "apple" in describe(scene)
+
+
+# ---------------------------------------------------------------- grammar
+
+@pytest.mark.parametrize("noun, expected", [
+    ("apple", "apples"), ("fish", "fish"), ("mouse", "mice"), ("box", "boxes"), ("berry", "berries"),
+    ("key", "keys"), ("bus", "buses"), ("peach", "peaches"), ("leaf", "leaves"), ("sheep", "sheep"),
+    ("red apple", "red apples"), ("field mouse", "field mice"), ("tomato", "tomatoes"), ("Tux", "Tuxes"),
+    ("pair of glasses", "pairs of glasses"), ("cup of tea", "cups of tea"),
+    ("birch at winter", "birches at winter"), ("man with a hat", "men with a hat"),
+    ("snowman", "snowmen"), ("woman", "women"), ("human", "humans"), ("lionfish", "lionfish"),
+    ("woodlouse", "woodlice"), ("goose", "geese"), ("letter S", "letter Ss"),
+])
+def test_plural(noun, expected):
+    assert plural(noun) == expected
+
+
+@pytest.mark.parametrize("phrase, expected", [
+    ("apple", "an"), ("duck", "a"), ("owl", "an"), ("unicorn", "a"), ("umbrella", "an"),
+    ("hour", "an"), ("horse", "a"), ("euro coin", "a"), ("one", "a"), ("egg", "an"),
+    ("F-22", "an"), ("VW Beetle", "a"), ("UFO", "a"), ("S", "an"),
+])
+def test_article(phrase, expected):
+    assert article(phrase) == expected
+
+
+def test_noun_phrase():
+    assert noun_phrase("apple", 1) == "an apple"
+    assert noun_phrase("apple", 2) == "two apples"
+    assert noun_phrase("mouse", 3) == "three mice"
+    assert noun_phrase("cat", 13) == "13 cats"
+
+
+@pytest.mark.parametrize("layout, caption", [
+    ([("duck", 20, 64)], "a duck on the left"),
+    ([("owl", 64, 60)], "an owl in the middle"),
+    ([("apple", 64, 110)], "an apple at the bottom"),
+    ([("apple", 30, 15), ("apple", 100, 15)], "two apples at the top"),
+    ([("apple", 20, 64), ("apple", 110, 64)], "two apples"),  # no single place fits both
+    ([("duck", 20, 64), ("apple", 100, 40), ("apple", 100, 90)], "a duck to the left of two apples"),
+    ([("apple", 100, 40), ("duck", 20, 64), ("apple", 100, 90)], "two apples to the right of a duck"),
+    ([("mouse", 40, 20), ("mouse", 80, 20), ("fish", 60, 100)], "two mice above a fish"),
+    ([("owl", 60, 100), ("egg", 64, 20)], "an owl below an egg"),
+    ([("duck", 20, 64), ("apple", 100, 64), ("cat", 100, 110)],
+     "a duck to the left of an apple, and a cat below the apple"),
+    ([("duck", 20, 64), ("apple", 100, 30), ("apple", 100, 70), ("box", 30, 50)],
+     "a duck to the left of two apples, and a box to the left of the apples"),
+    ([("duck", 10, 10), ("apple", 50, 50), ("cat", 90, 90), ("owl", 110, 20)],
+     "a duck, an apple, a cat and an owl"),
+])
+def test_describe_hand_made_layouts(layout, caption):
+    assert describe(fake_scene(layout)) == caption
+
+
+# ---------------------------------------------------------------- questions
+
+def test_questions_answers_on_a_hand_made_scene():
+    scene = fake_scene([("duck", 20, 64), ("apple", 100, 40), ("apple", 100, 90)])
+    truth = {
+        "what is on the left?": "duck", "what is on the right?": "apple", "what is at the top?": "apple",
+        "what is at the bottom?": "apple", "how many ducks are there?": "one",
+        "how many apples are there?": "two", "where is the duck?": "left",
+        "is there a duck?": "yes", "is there an apple?": "yes", "is there a cat?": "no", "is there an owl?": "no",
+    }
+    seen_types, seen_questions = set(), set()
+    for seed in range(30):
+        for qa in questions(scene, seed, labels=["duck", "apple", "cat", "owl"]):
+            assert truth[qa["question"]] == qa["answer"], qa
+            seen_types.add(qa["type"])
+            seen_questions.add(qa["question"])
+    assert seen_types == {"what", "count", "where", "exists"}
+    assert seen_questions == set(truth)  # every true question comes up over enough seeds
+
+
+def test_what_questions_are_only_asked_when_unambiguous():
+    # Same column: neither is "on the left"; the duck is clearly at the top.
+    scene = fake_scene([("duck", 64, 20), ("cat", 66, 100)])
+    whats = {qa["question"]: qa["answer"] for s in range(20) for qa in questions(scene, s) if qa["type"] == "what"}
+    assert whats == {"what is at the top?": "duck", "what is at the bottom?": "cat"}
+    single = fake_scene([("cat", 30, 30), ("cat", 90, 90)])
+    assert [qa for qa in questions(single, 0) if qa["type"] == "what"] == [
+        {"question": "what is in the picture?", "answer": "cat", "type": "what"}]
+    assert not [qa for qa in questions(single, 0) if qa["type"] == "where"]  # "the cat" would be ambiguous
+
+
+@pytest.mark.parametrize("cx, cy, place", [(20, 64, "left"), (110, 60, "right"), (64, 15, "top"),
+                                           (70, 115, "bottom"), (60, 70, "middle")])
+def test_where_answers(cx, cy, place):
+    qa = [q for q in questions(fake_scene([("owl", cx, cy)]), 0) if q["type"] == "where"]
+    assert place in REGIONS
+    assert qa == [{"question": "where is the owl?", "answer": place, "type": "where"}]
+
+
+def test_exists_is_balanced_and_no_answers_are_absent(stamps):
+    pool = list(COLOURS)
+    yes = no = 0
+    for i, scene in enumerate(make_scenes(stamps, 40, seed=1)):
+        for qa in questions(scene, i, pool):
+            if qa["type"] != "exists":
+                continue
+            label = next(l for l in pool if qa["question"].endswith(f" {l}?"))
+            assert (label in scene.labels) == (qa["answer"] == "yes")
+            yes += qa["answer"] == "yes"
+            no += qa["answer"] == "no"
+    assert yes == no > 20  # every scene with an absent label asks one of each
+    assert not [q for q in questions(make_scenes(stamps, 1)[0], 0) if q["type"] == "exists"]  # no pool, no "no"
+
+
+# ---------------------------------------------------------------- storage
+
+def test_scenes_to_dataset_round_trip(stamps, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMCOURSE_CACHE", str(tmp_path))
+    from mmcourse.data.cache import cached_dataset
+
+    scenes = make_scenes(stamps, 5, seed=2)
+    ds = cached_dataset("scenes-test", lambda: scenes_to_dataset(scenes, seed=0), version=1)
+    assert len(ds) == 5
+    assert set(ds.column_names) == {"image", "caption", "labels", "boxes", "questions", "segmentation", "background"}
+    pool = sorted({o.label for s in scenes for o in s.objects})
+    for i, (row, scene) in enumerate(zip(ds, scenes)):
+        assert np.array_equal(np.asarray(row["image"]), np.asarray(scene.image))
+        assert row["caption"] == describe(scene)
+        assert row["labels"] == scene.labels
+        assert [tuple(b) for b in row["boxes"]] == [o.box for o in scene.objects]
+        assert row["questions"] == questions(scene, np.random.default_rng([0, i]), pool)
+        seg = np.asarray(row["segmentation"])
+        for j, obj in enumerate(scene.objects):
+            assert np.array_equal(seg == j + 1, obj.mask)
