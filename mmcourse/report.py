@@ -91,7 +91,10 @@ class Results:
 
 
 def _fmt(x: float | None) -> str:
-    return "–" if x is None else f"{x:.3f}"
+    if x is None:
+        return "–"
+    # Tiny non-zero values (e.g. parity errors of 1e-7) would print as 0.000.
+    return f"{x:.2e}" if 0 < abs(x) < 1e-3 else f"{x:.3f}"
 
 
 def load_results(path: str | Path) -> dict:

@@ -52,3 +52,10 @@ def test_course_report_has_one_row_per_notebook(tmp_path):
     assert "| 01_a |" in report and "acc: 0.750 (0.250, 0.500)" in report
     assert "| 02_b | – | – | – | not run |" in report
     assert "no notebooks yet" in course_report(tmp_path / "none", [])
+
+
+def test_tiny_errors_are_not_rounded_to_zero(tmp_path):
+    r = Results("01_a")
+    r.add("stft error", 8.8e-8, higher_is_better=False)
+    r.add("exact", 0.0)
+    assert "8.80e-08" in r.table() and "| exact ↑ | 0.000 |" in r.table()
