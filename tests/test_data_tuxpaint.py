@@ -112,6 +112,8 @@ def test_caption_tags():
     assert caption_tags("A US 5 cent piece ($.05).", "symbols/money/us") == [
         "symbol", "money", "us", "cent", "piece"]
     assert caption_tags("A hand.", "people/body_parts") == ["people", "body", "part", "hand"]
+    # -s words that are not plurals keep their s
+    assert caption_tags("Mars in Christmas clothes.", "clothes/hats") == ["clothes", "hat", "mars", "christmas"]
 
 
 # --- building from a fake stamps folder ----------------------------------------------------

@@ -33,7 +33,7 @@ ROOT_ENV = "MMCOURSE_TUXPAINT_DIR"
 DEFAULT_ROOT = Path("/usr/share/tuxpaint/stamps")
 PACKAGE = "tuxpaint-stamps-default"
 MAX_SIDE = 256  # images are downscaled to this longest side to keep the cache small
-VERSION = 1  # bump when the build changes what it produces
+VERSION = 2  # bump when the build changes what it produces
 
 AUDIO_MAGIC = (b"OggS", b"RIFF")  # Ogg and WAV files start with these bytes
 VARIANT_SUFFIXES = ("_mirror", "_flip")  # pre-drawn mirrored/flipped copies of another stamp
@@ -76,6 +76,9 @@ called named make makes made
 _IRREGULAR = {"mice": "mouse", "geese": "goose", "teeth": "tooth", "feet": "foot",
               "children": "child", "men": "man", "women": "woman", "leaves": "leaf",
               "knives": "knife", "wolves": "wolf", "loaves": "loaf", "dice": "die"}
+# Words that end in -s but are not plurals of a shorter word (or have none).
+_NOT_PLURAL = {"clothes", "christmas", "mars", "news", "series", "species", "canvas", "atlas",
+               "pants", "jeans", "scissors", "trousers", "shorts", "binoculars", "pyjamas"}
 
 
 def stamps_root() -> Path:
@@ -164,6 +167,8 @@ def _singular(word: str) -> str:
     """Simple English plural folding: berries -> berry, boxes -> box, cars -> car."""
     if word in _IRREGULAR:
         return _IRREGULAR[word]
+    if word in _NOT_PLURAL:
+        return word
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes", "zes")):

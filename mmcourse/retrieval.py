@@ -1,0 +1,118 @@
+"""Retrieval in a joint embedding space: similarities, nearest neighbours and ranking metrics.
+
+Every metric takes a score matrix `scores [Q, N]` (query q against item n, higher = closer)
+and a boolean `relevant [Q, N]` that marks each query's positives, so the same function
+measures image->tags, tags->image and zero-shot tagging; a query may have several positives.
+Queries with no positive at all cannot be found and are skipped (torchmetrics'
+`empty_target_action="skip"`).
+"""
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def cosine_scores(queries: Tensor, items: Tensor) -> Tensor:
+    """Cosine similarity of every query [Q, D] with every item [N, D] -> [Q, N]."""
+    if queries.ndim != 2 or items.ndim != 2 or queries.shape[1] != items.shape[1]:
+        raise ValueError(f"expected queries [Q, D] and items [N, D] with the same D, "
+                         f"got {tuple(queries.shape)} and {tuple(items.shape)}")
+    return F.normalize(queries.float(), dim=1) @ F.normalize(items.float(), dim=1).T
+
+
+def nearest(queries: Tensor, items: Tensor, k: int = 5,
+            exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The k items most cosine-similar to each query: (scores [Q, k], indices [Q, k]).
+
+    `exclude [Q, N]` (bool) hides items, e.g. the query itself when queries and items are
+    the same images: `exclude=torch.eye(N, dtype=torch.bool)`.
+    """
+    scores = cosine_scores(queries, items)
+    if exclude is not None:
+        scores = scores.masked_fill(exclude, float("-inf"))
+    return scores.topk(min(k, scores.shape[1]), dim=1)
+
+
+def _check(scores: Tensor, relevant: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    if scores.ndim != 2 or scores.shape != relevant.shape:
+        raise ValueError(f"scores and relevant must both be [queries, items]; "
+                         f"got {tuple(scores.shape)} and {tuple(relevant.shape)}")
+    if not 1 <= k:
+        raise ValueError(f"k must be at least 1, got {k}")
+    relevant = relevant.bool()
+    keep = relevant.any(dim=1)  # a query with no positive cannot be found: skip it
+    if not keep.any():
+        raise ValueError("no query has a relevant item; check the relevance matrix")
+    return scores[keep].float(), relevant[keep]
+
+
+def _hits_in_top_k(scores: Tensor, relevant: Tensor, k: int) -> Tensor:
+    """How many positives each query finds among its top k -> [Q]."""
+    top = scores.topk(min(k, scores.shape[1]), dim=1).indices
+    return relevant.gather(1, top).sum(dim=1).float()
+
+
+def recall_at_k(scores: Tensor, relevant: Tensor, k: int) -> float:
+    """Cross-modal Recall@K: the share of queries with at least one positive in their top k.
+
+    This is the Recall@K of image-text retrieval papers (an image counts as found when any
+    of its captions is in the top K); torchmetrics calls it `RetrievalHitRate`.
+    """
+    scores, relevant = _check(scores, relevant, k)
+    return (_hits_in_top_k(scores, relevant, k) > 0).float().mean().item()
+
+
+def precision_at_k(scores: Tensor, relevant: Tensor, k: int) -> float:
+    """Tag precision@k: the share of the top k that are positives, averaged over queries."""
+    scores, relevant = _check(scores, relevant, k)
+    return (_hits_in_top_k(scores, relevant, k) / k).mean().item()
+
+
+def tag_recall_at_k(scores: Tensor, relevant: Tensor, k: int) -> float:
+    """Tag recall@k: the share of each query's positives found in its top k, averaged.
+
+    Unlike `recall_at_k`, an image with four true tags must find all four to score 1.
+    """
+    scores, relevant = _check(scores, relevant, k)
+    return (_hits_in_top_k(scores, relevant, k) / relevant.sum(dim=1)).mean().item()
+
+
+def top_k_accuracy(scores: Tensor, target: Tensor, k: int) -> float:
+    """Single-label top-k accuracy: is the one true class `target [Q]` among the top k of `scores [Q, C]`?"""
+    relevant = F.one_hot(target.long(), scores.shape[1]).bool()
+    return recall_at_k(scores, relevant, k)
+
+
+# Chance levels: the expected value of each metric when the ranking is a random shuffle.
+
+def chance_recall_at_k(relevant: Tensor, k: int) -> float:
+    """Expected Recall@K of a random ranking: 1 - C(N-p, k) / C(N, k) for a query with p positives."""
+    relevant = relevant.bool()
+    n = relevant.shape[1]
+    k = min(k, n)
+    positives = relevant.sum(dim=1)
+    positives = positives[positives > 0].tolist()
+    if not positives:
+        raise ValueError("no query has a relevant item; check the relevance matrix")
+    miss = [math.comb(n - p, k) / math.comb(n, k) for p in positives]
+    return 1.0 - sum(miss) / len(miss)
+
+
+def chance_precision_at_k(relevant: Tensor, k: int) -> float:
+    """Expected precision@k of a random ranking: p / N for a query with p positives (k <= N)."""
+    positives = relevant.bool().sum(dim=1).float()
+    positives = positives[positives > 0]
+    return (positives / relevant.shape[1]).mean().item()
+
+
+def chance_tag_recall_at_k(relevant: Tensor, k: int) -> float:
+    """Expected tag recall@k of a random ranking: k / N, whatever the number of positives."""
+    return min(k, relevant.shape[1]) / relevant.shape[1]
+
+
+def frequency_scores(train_relevant: Tensor, num_queries: int) -> Tensor:
+    """The frequency baseline's scores [num_queries, T]: every query ranks tags by training count."""
+    counts = train_relevant.float().sum(dim=0)
+    return counts.expand(num_queries, -1).clone()

@@ -1,0 +1,117 @@
+import math
+
+import pytest
+import torch
+from sklearn.metrics import top_k_accuracy_score
+from torchmetrics.retrieval import RetrievalHitRate, RetrievalPrecision, RetrievalRecall
+
+from mmcourse.retrieval import (chance_precision_at_k, chance_recall_at_k, chance_tag_recall_at_k,
+                                cosine_scores, frequency_scores, nearest, precision_at_k,
+                                recall_at_k, tag_recall_at_k, top_k_accuracy)
+
+# Three queries over five items, checked by hand.
+#   q0 ranks items 4,3,2,1,0 and has positives {3, 0}
+#   q1 ranks items 0,1,2,3,4 and has positive {2}
+#   q2 ranks items 2,0,4,1,3 and has no positive: it is skipped
+SCORES = torch.tensor([[0.0, 0.1, 0.2, 0.3, 0.4],
+                       [0.9, 0.8, 0.7, 0.6, 0.5],
+                       [0.8, 0.2, 0.9, 0.1, 0.3]])
+RELEVANT = torch.tensor([[1, 0, 0, 1, 0],
+                         [0, 0, 1, 0, 0],
+                         [0, 0, 0, 0, 0]], dtype=torch.bool)
+
+
+def test_recall_at_k_by_hand():
+    assert recall_at_k(SCORES, RELEVANT, 1) == 0.0      # q0 top-1 is item 4, q1 top-1 is item 0
+    assert recall_at_k(SCORES, RELEVANT, 2) == 0.5      # q0 finds item 3
+    assert recall_at_k(SCORES, RELEVANT, 3) == 1.0      # q1 finds item 2
+
+
+def test_precision_and_tag_recall_by_hand():
+    assert precision_at_k(SCORES, RELEVANT, 2) == pytest.approx((1 / 2 + 0 / 2) / 2)
+    assert precision_at_k(SCORES, RELEVANT, 5) == pytest.approx((2 / 5 + 1 / 5) / 2)
+    assert tag_recall_at_k(SCORES, RELEVANT, 2) == pytest.approx((1 / 2 + 0) / 2)
+    assert tag_recall_at_k(SCORES, RELEVANT, 3) == pytest.approx((1 / 2 + 1) / 2)
+    assert tag_recall_at_k(SCORES, RELEVANT, 5) == 1.0
+
+
+def _torchmetrics(metric, scores, relevant):
+    q, n = scores.shape
+    indexes = torch.arange(q).repeat_interleave(n)
+    return metric(scores.flatten(), relevant.flatten(), indexes=indexes).item()
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_metrics_match_torchmetrics(k):
+    gen = torch.Generator().manual_seed(k)
+    scores = torch.randn(40, 25, generator=gen)
+    relevant = torch.rand(40, 25, generator=gen) < 0.12
+    relevant[0] = False  # one query without positives, skipped by both
+    assert relevant[1:].any(dim=1).sum() > 20
+    skip = dict(empty_target_action="skip", top_k=k)
+    assert recall_at_k(scores, relevant, k) == pytest.approx(
+        _torchmetrics(RetrievalHitRate(**skip), scores, relevant), abs=1e-6)
+    assert precision_at_k(scores, relevant, k) == pytest.approx(
+        _torchmetrics(RetrievalPrecision(**skip), scores, relevant), abs=1e-6)
+    assert tag_recall_at_k(scores, relevant, k) == pytest.approx(
+        _torchmetrics(RetrievalRecall(**skip), scores, relevant), abs=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_top_k_accuracy_matches_sklearn(k):
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randn(200, 7, generator=gen)
+    target = torch.randint(0, 7, (200,), generator=gen)
+    expected = top_k_accuracy_score(target.numpy(), scores.numpy(), k=k, labels=list(range(7)))
+    assert top_k_accuracy(scores, target, k) == pytest.approx(expected)
+
+
+def test_chance_levels_by_hand():
+    # one query, 5 items, 2 positives, k=2: miss both = C(3,2)/C(5,2) = 3/10
+    rel = torch.tensor([[1, 1, 0, 0, 0]], dtype=torch.bool)
+    assert chance_recall_at_k(rel, 2) == pytest.approx(1 - 3 / 10)
+    assert chance_precision_at_k(rel, 2) == pytest.approx(2 / 5)
+    assert chance_tag_recall_at_k(rel, 2) == pytest.approx(2 / 5)
+    assert chance_recall_at_k(rel, 9) == 1.0  # k beyond N sees everything
+
+
+def test_chance_levels_match_random_rankings():
+    gen = torch.Generator().manual_seed(1)
+    relevant = torch.rand(30, 20, generator=gen) < 0.15
+    k, trials = 3, 400
+    runs = [[f(torch.rand(30, 20, generator=gen), relevant, k)
+             for f in (recall_at_k, precision_at_k, tag_recall_at_k)] for _ in range(trials)]
+    mean = torch.tensor(runs).mean(dim=0)
+    expected = [chance_recall_at_k(relevant, k), chance_precision_at_k(relevant, k),
+                chance_tag_recall_at_k(relevant, k)]
+    assert mean.tolist() == pytest.approx(expected, abs=0.01)
+
+
+def test_frequency_scores_rank_common_tags_first():
+    train = torch.tensor([[1, 0, 1], [1, 0, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool)
+    scores = frequency_scores(train, num_queries=2)
+    assert scores.shape == (2, 3)
+    assert scores.argmax(dim=1).tolist() == [0, 0]
+    test = torch.tensor([[1, 0, 0], [0, 1, 0]], dtype=torch.bool)
+    assert recall_at_k(scores, test, 1) == 0.5
+
+
+def test_cosine_scores_and_nearest():
+    items = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    scores = cosine_scores(items, items)
+    assert scores.diagonal().tolist() == pytest.approx([1.0, 1.0, 1.0])
+    assert scores[0, 2].item() == pytest.approx(1 / math.sqrt(2))
+    sims, idx = nearest(items, items, k=2, exclude=torch.eye(3, dtype=torch.bool))
+    assert idx[:, 0].tolist() == [2, 2, 0]  # the diagonal item is never its own neighbour
+    assert sims[0, 0].item() == pytest.approx(1 / math.sqrt(2))
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="same D"):
+        cosine_scores(torch.zeros(2, 3), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="queries, items"):
+        recall_at_k(SCORES, RELEVANT[:2], 1)
+    with pytest.raises(ValueError, match="no query has a relevant item"):
+        recall_at_k(SCORES, torch.zeros_like(RELEVANT), 1)
+    with pytest.raises(ValueError, match="k must be"):
+        recall_at_k(SCORES, RELEVANT, 0)
