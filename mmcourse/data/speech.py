@@ -15,7 +15,6 @@ import json
 import re
 import shutil
 import subprocess
-import wave
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mmcourse.data.audio_io import load_audio
 from mmcourse.files import atomic_path
 from mmcourse.runtime import cache_dir
 
@@ -96,16 +96,6 @@ def _check(text: str, voice: str, pitch: int, speed: int, variant: str | None, a
         raise ValueError(f"unknown espeak-ng variant {variant!r}; {hint}see list_variants() (names are case-sensitive)")
 
 
-def _read_wav(path: Path) -> tuple[torch.Tensor, int]:
-    with wave.open(str(path), "rb") as f:
-        if f.getsampwidth() != 2 or f.getnchannels() != 1:
-            raise ValueError(f"{path}: expected 16-bit mono WAV from espeak-ng, got "
-                             f"{8 * f.getsampwidth()}-bit with {f.getnchannels()} channels; delete the file")
-        sr, frames = f.getframerate(), f.readframes(f.getnframes())
-    samples = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0  # (T,) in [-1, 1)
-    return torch.from_numpy(samples), sr
-
-
 def speech_cache_path(text: str, voice: str = "en", pitch: int = 50, speed: int = 175,
                       variant: str | None = None, amplitude: int = 100) -> Path:
     """Where `synthesize` keeps this utterance: cache_dir()/speech/<sha1 of params and espeak version>.wav."""
@@ -130,7 +120,7 @@ def synthesize(text: str, voice: str = "en", pitch: int = 50, speed: int = 175,
             # Text goes in on stdin (-b 1: UTF-8), so text starting with "-" is never read as an option.
             _run(["-v", voice_arg, "-p", str(pitch), "-s", str(speed), "-a", str(amplitude),
                   "-b", "1", "-w", str(tmp)], text=text)
-    return _read_wav(path)
+    return load_audio(path)
 
 
 def synthesize_many(items: Iterable[str | dict], progress: bool = True) -> list[tuple[torch.Tensor, int]]:
