@@ -1,11 +1,17 @@
 """The results contract (COURSE.md section 6): one JSON file per notebook, one course report.
 
-A notebook collects metrics in a `Results`, writes them, then asserts its minimum bars:
+A notebook collects metrics in a `Results`, each with the bar it must reach (or None for a
+number shown for information), writes them, then checks every bar:
 
     results = Results("01_image_tagging", device=rt.device)
-    results.add("recall@5 image->tag", 0.62, chance=0.08, baseline=0.21)
+    results.add("recall@5 image->tag", 0.62, chance=0.08, baseline=0.21, bar=0.40)
+    results.add("temperature", 0.05)                 # recorded, not asserted
     results.write()
-    results.require("recall@5 image->tag", at_least=0.40)
+    results.check()                                  # raises BarNotMet if a bar is missed
+
+A bar follows the course's rules (COURSE.md sections 6 and 7): it is at least twice its chance
+level, and a metric with a bar must also beat its baseline. `add` refuses a bar below twice
+chance, so a bar can never be set where guessing would pass it.
 """
 from __future__ import annotations
 
@@ -19,12 +25,31 @@ from mmcourse.files import atomic_write_text
 from mmcourse.runtime import build_dir
 
 
+class BarNotMet(AssertionError):
+    """A metric missed its bar. Raised explicitly, so `python -O` cannot skip the check."""
+
+
 @dataclass
 class Metric:
     value: float
     chance: float | None = None
     baseline: float | None = None
+    bar: float | None = None  # the asserted minimum (maximum when lower is better), or None
     higher_is_better: bool = True
+
+    def problems(self, name: str) -> list[str]:
+        """Why this metric fails its bar or its baseline (empty when it passes or has no bar)."""
+        if self.bar is None:
+            return []
+        better = (lambda a, b: a >= b) if self.higher_is_better else (lambda a, b: a <= b)
+        word = "below" if self.higher_is_better else "above"
+        found = []
+        if not better(self.value, self.bar):
+            found.append(f"{name} = {self.value:.4g}, {word} its bar of {self.bar:.4g}")
+        if self.baseline is not None and (self.value == self.baseline
+                                          or not better(self.value, self.baseline)):
+            found.append(f"{name} = {self.value:.4g} does not beat its baseline {self.baseline:.4g}")
+        return found
 
 
 def _number(name: str, what: str, x: float | None) -> float | None:
@@ -49,9 +74,18 @@ class Results:
         self.device = str(self.device)
 
     def add(self, name: str, value: float, chance: float | None = None,
-            baseline: float | None = None, higher_is_better: bool = True) -> None:
-        self.metrics[name] = Metric(_number(name, "value", value), _number(name, "chance", chance),
-                                    _number(name, "baseline", baseline), bool(higher_is_better))
+            baseline: float | None = None, bar: float | None = None,
+            higher_is_better: bool = True) -> None:
+        """Record a metric. `bar` is what `check` asserts: a minimum, or a maximum when
+        `higher_is_better=False`; None records the number for information only."""
+        metric = Metric(_number(name, "value", value), _number(name, "chance", chance),
+                        _number(name, "baseline", baseline), _number(name, "bar", bar),
+                        bool(higher_is_better))
+        if metric.bar is not None and metric.chance is not None and metric.higher_is_better \
+                and metric.bar < 2 * metric.chance:
+            raise ValueError(f"metric {name!r}: a bar of {metric.bar:.4g} is below twice its chance "
+                             f"level ({metric.chance:.4g}); a bar must be at least {2 * metric.chance:.4g}")
+        self.metrics[name] = metric
 
     def to_dict(self) -> dict:
         return {
@@ -68,22 +102,20 @@ class Results:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
-    def require(self, name: str, at_least: float | None = None, at_most: float | None = None) -> None:
-        """Assert a minimum bar, with a message that says what was reached."""
-        if name not in self.metrics:
-            raise KeyError(f"no metric {name!r}; recorded: {sorted(self.metrics)}")
-        value = self.metrics[name].value
-        if at_least is not None:
-            assert value >= at_least, f"{name} = {value:.4f}, below its bar of {at_least}"
-        if at_most is not None:
-            assert value <= at_most, f"{name} = {value:.4f}, above its bar of {at_most}"
+    def check(self) -> None:
+        """Raise BarNotMet naming every metric that misses its bar or does not beat its baseline."""
+        problems = [p for name, m in self.metrics.items() for p in m.problems(name)]
+        if problems:
+            raise BarNotMet("; ".join(problems))
+        print(f"all {sum(m.bar is not None for m in self.metrics.values())} bars met")
 
     def table(self) -> str:
-        """The metrics as a markdown table (value, chance, baseline)."""
-        rows = ["| metric | value | chance | baseline |", "|---|---|---|---|"]
+        """The metrics as a markdown table (value, bar, chance, baseline)."""
+        rows = ["| metric | value | bar | chance | baseline |", "|---|---|---|---|---|"]
         for name, m in self.metrics.items():
             arrow = "↑" if m.higher_is_better else "↓"
-            rows.append(f"| {name} {arrow} | {_fmt(m.value)} | {_fmt(m.chance)} | {_fmt(m.baseline)} |")
+            rows.append(f"| {name} {arrow} | {_fmt(m.value)} | {_fmt(m.bar)} | {_fmt(m.chance)} "
+                        f"| {_fmt(m.baseline)} |")
         return "\n".join(rows)
 
     def _repr_markdown_(self) -> str:
@@ -104,7 +136,7 @@ def load_results(path: str | Path) -> dict:
         if key not in data:
             raise ValueError(f"{path}: results file has no {key!r} field")
     for name, m in data["metrics"].items():
-        missing = {"value", "chance", "baseline", "higher_is_better"} - set(m)
+        missing = {"value", "chance", "baseline", "bar", "higher_is_better"} - set(m)
         if missing:
             raise ValueError(f"{path}: metric {name!r} lacks {sorted(missing)}")
     return data
@@ -124,7 +156,9 @@ def course_report(metrics_dir: str | Path, notebooks: list[str] | None = None,
         found[data["notebook"]] = data
     stems = notebooks if notebooks is not None else sorted(found)
     lines = ["# Course report", "",
-             "| notebook | seconds | peak MB | device | metric: value (chance, baseline) |",
+             "Each metric reads `value (bar; chance, baseline)`; a bar is the minimum the notebook "
+             "asserts (the maximum for ↓ metrics), – where the number is shown for information.", "",
+             "| notebook | seconds | peak MB | device | metric: value (bar; chance, baseline) |",
              "|---|---|---|---|---|"]
     for stem in stems:
         data = found.get(stem)
@@ -132,7 +166,8 @@ def course_report(metrics_dir: str | Path, notebooks: list[str] | None = None,
             lines.append(f"| {stem} | – | – | – | not run |")
             continue
         cells = "<br>".join(
-            f"{name}: {_fmt(m['value'])} ({_fmt(m['chance'])}, {_fmt(m['baseline'])})"
+            f"{name} {'↑' if m['higher_is_better'] else '↓'}: {_fmt(m['value'])} "
+            f"({_fmt(m['bar'])}; {_fmt(m['chance'])}, {_fmt(m['baseline'])})"
             for name, m in data["metrics"].items()) or "no metrics"
         peak = f"{peak_mb[stem]:.0f}" if stem in peak_mb else "–"
         lines.append(f"| {stem} | {data['seconds']:.1f} | {peak} | {data['device']} | {cells} |")

@@ -22,6 +22,17 @@ def seed_everything(seed: int) -> None:
     os.environ["PYTHONHASHSEED"] = str(seed)
 
 
+def item_rng() -> np.random.Generator:
+    """A NumPy generator seeded from torch's global RNG, for a Dataset's `__getitem__`.
+
+    Data made on the fly (augmented views, composed scenes, mixtures) should draw from this
+    rather than from a generator stored on the dataset: torch's RNG is what `fit` saves in
+    its checkpoints (so a resumed run sees the same data) and what DataLoader seeds
+    differently in each worker (so two workers never make the same item).
+    """
+    return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+
+
 def pick_device(override: str | None = None) -> torch.device:
     """CUDA if present, else Apple MPS, else CPU; `override` or $MMCOURSE_DEVICE wins."""
     choice = override or os.environ.get("MMCOURSE_DEVICE")
@@ -52,11 +63,6 @@ class Profile:
 
     def pick(self, cpu: Any, gpu: Any) -> Any:
         return gpu if self.name == "gpu" else cpu
-
-    @property
-    def amp(self) -> bool:
-        """Mixed precision is used on the GPU profile only."""
-        return self.name == "gpu"
 
 
 def pick_profile(device: torch.device, override: str | None = None) -> Profile:

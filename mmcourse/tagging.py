@@ -24,7 +24,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from mmcourse.data.scenes import Stamp, compose_scene
-from mmcourse.training import unwrap
+from mmcourse.encoders import ImageCNN
+from mmcourse.runtime import item_rng
 
 # ------------------------------------------------------------------ tags
 
@@ -91,42 +92,25 @@ class StampViews(Dataset):
     """(fresh augmented view [3, S, S], multi-hot tags [T]) pairs: a new view at every access.
 
     Every epoch therefore sees each stamp on a new background, at a new size and place;
-    `copies` > 1 shows each stamp that many times per epoch. Views come from one seeded
-    generator, so use it with num_workers=0 (make_loader's default).
+    `copies` > 1 shows each stamp that many times per epoch. Each view draws its randomness
+    from torch's RNG (`runtime.item_rng`): seeded by `setup`, saved in `fit`'s checkpoints
+    and different in every DataLoader worker.
     """
 
-    def __init__(self, stamps: Sequence[Stamp], tags: Tensor, seed: int, size: int = 48, copies: int = 1):
+    def __init__(self, stamps: Sequence[Stamp], tags: Tensor, size: int = 48, copies: int = 1):
         if len(stamps) != len(tags):
             raise ValueError(f"{len(stamps)} stamps but {len(tags)} rows of tags")
         self.stamps, self.tags, self.size, self.copies = list(stamps), tags, size, copies
-        self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.stamps) * self.copies
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
         i %= len(self.stamps)
-        return render_view(self.stamps[i], self.rng, self.size), self.tags[i]
+        return render_view(self.stamps[i], item_rng(), self.size), self.tags[i]
 
 
 # ------------------------------------------------------------------ models
-
-class ImageEncoder(nn.Module):
-    """A small CNN: four conv blocks each halve the image, global average pooling, a linear head."""
-
-    def __init__(self, out_dim: int, width: int = 32):
-        super().__init__()
-        chans = [3, width, 2 * width, 4 * width, 8 * width]
-        blocks = []
-        for c_in, c_out in zip(chans, chans[1:]):
-            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                       nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-        self.features = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(chans[-1], out_dim)
-
-    def forward(self, images: Tensor) -> Tensor:  # [B, 3, H, W] -> [B, out_dim]
-        return self.head(self.features(images))
-
 
 class JointEmbedding(nn.Module):
     """Image encoder and tag encoder into one `dim`-d space, plus CLIP's learnable temperature.
@@ -137,7 +121,7 @@ class JointEmbedding(nn.Module):
 
     def __init__(self, num_tags: int, dim: int = 64, width: int = 32, temperature: float = 0.07):
         super().__init__()
-        self.image_encoder = ImageEncoder(dim, width)
+        self.image_encoder = ImageCNN(width, depth=4, out_dim=dim)
         self.tag_embedding = nn.Parameter(torch.randn(num_tags, dim) / math.sqrt(dim))
         # log(1/T): learning the log keeps the temperature positive.
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / temperature)))
@@ -149,37 +133,43 @@ class JointEmbedding(nn.Module):
         return F.normalize(self.tag_embedding, dim=-1)
 
     def encode_tags(self, tags: Tensor) -> Tensor:  # multi-hot [B, T] -> [B, D]
-        return F.normalize(tags.float() @ self.tag_vectors(), dim=-1)
+        vectors = self.tag_vectors()
+        # A multi-hot built on the CPU may meet a model on the GPU: follow the model.
+        return F.normalize(tags.to(vectors.device, vectors.dtype) @ vectors, dim=-1)
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """(image vectors [B, D], all tag vectors [T, D]); their product scores every pair."""
-        return self.encode_images(images), self.tag_vectors()
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(image vectors [B, D], all tag vectors [T, D], log inverse temperature []).
+
+        Everything a loss needs comes out of forward, so under DistributedDataParallel the
+        loss calls the wrapped model and gradients are averaged across processes.
+        """
+        return self.encode_images(images), self.tag_vectors(), self.logit_scale
 
 
 class DeViSE(nn.Module):
     """DeViSE (Frome et al., 2013): a pretrained visual model plus a linear map M into a frozen text space.
 
     `label_vectors [T, text_dim]` are the pretrained text vectors of the training tags; they
-    are a buffer, not a parameter. The visual model is a copy of `encoder`'s conv features,
-    frozen unless `train_encoder`, so training learns M first, as the paper does.
+    are a buffer, not a parameter. The visual model is a copy of `encoder` (its pooled conv
+    features), frozen unless `train_encoder`, so training learns M first, as the paper does.
     """
 
-    def __init__(self, label_vectors: Tensor, encoder: ImageEncoder, train_encoder: bool = False):
+    def __init__(self, label_vectors: Tensor, encoder: ImageCNN, train_encoder: bool = False):
         super().__init__()
         self.register_buffer("label_vectors", F.normalize(label_vectors.float(), dim=-1))
-        self.features = copy.deepcopy(encoder.features)
-        self.features.requires_grad_(train_encoder)
+        self.visual = copy.deepcopy(encoder)
+        self.visual.requires_grad_(train_encoder)
         self.train_encoder = train_encoder
-        self.project = nn.Linear(encoder.head.in_features, label_vectors.shape[1])  # M
+        self.project = nn.Linear(encoder.channels, label_vectors.shape[1])  # M
 
     def train(self, mode: bool = True) -> "DeViSE":
         super().train(mode)
         if not self.train_encoder:
-            self.features.eval()  # a frozen model keeps its BatchNorm statistics too
+            self.visual.eval()  # a frozen model keeps its BatchNorm statistics too
         return self
 
     def encode_images(self, images: Tensor) -> Tensor:  # [B, 3, H, W] -> [B, text_dim]
-        return F.normalize(self.project(self.features(images)), dim=-1)
+        return F.normalize(self.project(self.visual.pooled(images)), dim=-1)
 
     def tag_vectors(self) -> Tensor:  # [T, text_dim]
         return self.label_vectors
@@ -205,10 +195,21 @@ def embed_images(model: nn.Module, images: Tensor, copies: int = 1, batch_size: 
 # `positives [B, T]` (image b carries tag t). Read along a row: which tags fit this image?
 # Down a column: which images fit this tag? Rows or columns without a positive are skipped.
 
+def _rows_with_positives(scores: Tensor, positives: Tensor) -> Tensor:
+    """Which rows have a positive; an error when none does (a mean over no rows is NaN)."""
+    if scores.shape != positives.shape:
+        raise ValueError(f"scores {tuple(scores.shape)} and positives {tuple(positives.shape)} must match")
+    keep = positives.bool().any(dim=1)
+    if not keep.any():
+        raise ValueError("no row of this batch has a positive (no image carries any of the tags), so "
+                         "the loss is undefined; drop untagged items or use bigger batches")
+    return keep
+
+
 def info_nce(logits: Tensor, positives: Tensor) -> Tensor:
     """Cross-entropy of each row of `logits` against a target spread evenly over its positives."""
     positives = positives.bool()
-    keep = positives.any(dim=1)
+    keep = _rows_with_positives(logits, positives)
     target = positives[keep].float()
     target = target / target.sum(dim=1, keepdim=True)
     return -(target * logits[keep].log_softmax(dim=1)).sum(dim=1).mean()
@@ -232,7 +233,7 @@ def hinge_rank_loss(scores: Tensor, positives: Tensor, margin: float = 0.1) -> T
     then the mean over rows.
     """
     positives = positives.bool()
-    keep = positives.any(dim=1)
+    keep = _rows_with_positives(scores, positives)
     scores, positives = scores[keep], positives[keep]
     violation = (margin - scores[:, :, None] + scores[:, None, :]).clamp(min=0)  # [B, p, n]
     pairs = positives[:, :, None] & ~positives[:, None, :]
@@ -245,14 +246,13 @@ def symmetric_hinge_loss(scores: Tensor, positives: Tensor, margin: float = 0.1)
 
 
 # ------------------------------------------------------------------ training steps for `fit`
-# A batch is (images [B, 3, H, W], tags multi-hot [B, T]); the model returns
-# (image vectors [B, D], tag vectors [T, D]).
+# A batch is (images [B, 3, H, W], tags multi-hot [B, T]). The steps call the model itself
+# (never a method of an unwrapped model), so they stay correct under DistributedDataParallel.
 
 def clip_step(model: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, dict[str, float]]:
     """Joint embedding trained with the contrastive loss; logs the learned temperature."""
     images, tags = batch
-    image_vecs, tag_vecs = model(images)
-    scale = unwrap(model).logit_scale
+    image_vecs, tag_vecs, scale = model(images)
     loss = contrastive_loss(image_vecs @ tag_vecs.T, tags, scale)
     return loss, {"temperature": math.exp(-scale.item())}
 
@@ -260,7 +260,7 @@ def clip_step(model: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, d
 def hinge_step(model: nn.Module, batch: tuple[Tensor, Tensor], margin: float = 0.1) -> Tensor:
     """Joint embedding trained with the hinge rank loss in both directions instead."""
     images, tags = batch
-    image_vecs, tag_vecs = model(images)
+    image_vecs, tag_vecs, _ = model(images)
     return symmetric_hinge_loss(image_vecs @ tag_vecs.T, tags, margin)
 
 

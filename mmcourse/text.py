@@ -1,6 +1,7 @@
-"""Text as token ids: a tokenizer and a vocabulary with the four special tokens."""
+"""Text as token ids (a tokenizer and a vocabulary with four special tokens) and English inflection."""
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from typing import Callable, Iterable, Sequence
@@ -76,3 +77,57 @@ class Vocab:
         for row, seq in enumerate(seqs):
             ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
         return ids, lengths
+
+
+# ---------------------------------------------------------------- English inflection
+# One helper for the whole course, built on the `inflect` package: the scene grammar's
+# plurals ("two cacti" or "two cactuses") and the tag singulariser must agree, so both
+# come from here. inflect is imported on first use (it takes a few seconds to import).
+
+# Words ending in -s that are singular (or have no singular); inflect would strip them.
+NOT_PLURAL = frozenset({"clothes", "christmas", "mars", "news", "series", "species", "canvas",
+                        "atlas", "gas", "lens", "pants", "jeans", "trousers", "shorts", "pyjamas",
+                        "binoculars", "scissors", "us", "this", "is", "was", "has"})
+PREPOSITIONS = frozenset({"of", "at", "in", "on", "with", "for", "from", "under"})
+
+
+@functools.lru_cache(maxsize=1)
+def _inflect():
+    try:
+        import inflect
+    except ImportError as err:
+        raise ImportError("English plurals need the inflect package: pip install inflect") from err
+    engine = inflect.engine()
+    engine.defnoun("german", "germans")  # inflect's "-man" rule would say "germen"
+    return engine
+
+
+def plural(noun: str) -> str:
+    """English plural of a noun phrase: "red apple" -> "red apples", "pair of glasses" ->
+    "pairs of glasses", "snowman" -> "snowmen", a letter "A" -> "As"."""
+    if not isinstance(noun, str) or not noun.strip():
+        raise ValueError(f"plural needs a non-empty noun, got {noun!r}")
+    words = noun.split()
+    # Only the head inflects: "men with a hat", not inflect's "men with hats".
+    cut = next((i for i, w in enumerate(words) if i > 0 and w.lower() in PREPOSITIONS), None)
+    if cut is not None:
+        return " ".join([plural(" ".join(words[:cut])), *words[cut:]])
+    if len(words[-1]) == 1:  # a letter: "three As", "letter Ss"
+        return " ".join(words) + "s"
+    return _inflect().plural_noun(" ".join(words))
+
+
+def singular(word: str) -> str:
+    """The singular of a plural word ("berries" -> "berry", "mice" -> "mouse"); any other word
+    is returned unchanged ("cactus", "glass", "clothes")."""
+    lower = word.lower()
+    if lower in NOT_PLURAL or len(lower) < 3 or lower.endswith(("us", "is", "ss")):
+        return word
+    return _inflect().singular_noun(word) or word
+
+
+def article(phrase: str) -> str:
+    """'a' or 'an' for the phrase that follows, by its sound: "an hour", "a unicorn", "an F"."""
+    if not isinstance(phrase, str) or not phrase.strip():
+        raise ValueError(f"article needs a non-empty phrase, got {phrase!r}")
+    return _inflect().a(phrase).split(" ", 1)[0]

@@ -14,6 +14,12 @@ The same call trains on several GPUs when the script is started with
 DistributedDataParallel, and `make_loader` gives every process its own shard of the data.
 Only rank 0 prints and writes checkpoints. The script ends with
 `torch.distributed.destroy_process_group()` when `torch.distributed.is_initialized()`.
+
+One rule keeps that correct: a loss calls the model (`model(batch)`), and the model's
+`forward` returns everything the loss needs. Calling a method of the unwrapped model
+instead (`unwrap(model).encode(...)`) bypasses DistributedDataParallel, whose forward is what
+arranges for the gradients to be averaged across processes: each process would then drift
+off with its own weights, silently.
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
@@ -118,15 +124,40 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, seed: 
                       persistent_workers=num_workers > 0)
 
 
-def _mean_across_ranks(values: dict[str, float], device: torch.device) -> dict[str, float]:
-    """Average each number over all processes, so every rank records the same history."""
-    if not (dist.is_initialized() and dist.get_world_size() > 1) or not values:
-        return values
-    keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    t /= dist.get_world_size()
-    return dict(zip(keys, t.tolist()))
+def _distributed() -> bool:
+    return dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _mean_across_ranks(sums: dict[str, float], count: int, device: torch.device) -> dict[str, float]:
+    """sums / count, with sums and counts added over all processes first.
+
+    Each process saw its own shard, whose last batch may be short: adding sums and counts
+    weights every sample once, where averaging the processes' means would not.
+    """
+    keys = sorted(sums)
+    t = torch.tensor([sums[k] for k in keys] + [count], dtype=torch.float64, device=device)
+    if _distributed():
+        dist.all_reduce(t)
+    return {k: v / t[-1].item() for k, v in zip(keys, t[:-1].tolist())}
+
+
+def all_gather_cat(x: Tensor) -> Tensor:
+    """Concatenate `x` [n_rank, ...] from every process along dim 0 (rank order); `x` itself when alone.
+
+    A ranking metric (Recall@K, median rank) computed on one process's shard would rank
+    against a smaller gallery and look better than it is: a `val_fn` gathers first. Shards
+    may differ in length by one.
+    """
+    if not _distributed():
+        return x
+    sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor([len(x)], device=x.device))
+    longest = int(max(s.item() for s in sizes))
+    padded = torch.zeros((longest, *x.shape[1:]), dtype=x.dtype, device=x.device)
+    padded[:len(x)] = x
+    pieces = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(pieces, padded)
+    return torch.cat([piece[:int(n.item())] for piece, n in zip(pieces, sizes)])
 
 
 # ---------------------------------------------------------------------------------------
@@ -287,11 +318,22 @@ def _amp_dtype(amp: bool | str | None, device: torch.device) -> torch.dtype | No
     return torch.bfloat16
 
 
+def _batch_size(batch: Any) -> int:
+    """Samples in a batch: the length of its first tensor (1 if it holds none)."""
+    if isinstance(batch, Tensor):
+        return len(batch) if batch.dim() else 1
+    if isinstance(batch, Mapping):
+        batch = list(batch.values())
+    if isinstance(batch, (list, tuple)):
+        return next((_batch_size(x) for x in batch if isinstance(x, (Tensor, Mapping, list, tuple))), 1)
+    return 1
+
+
 def _train_epoch(model, loader, loss_fn, optimizer, scaler, device, dtype, grad_clip, epoch, show):
-    """One pass over `loader`; returns this process's mean loss and mean logs."""
+    """One pass over `loader`; returns the mean loss and logs over all samples of all processes."""
     model.train()
     sums: dict[str, float] = {}
-    n = 0
+    n = samples = 0
     with tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not show) as batches:
         for batch in batches:
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -311,33 +353,41 @@ def _train_epoch(model, loader, loss_fn, optimizer, scaler, device, dtype, grad_
             scaler.step(optimizer)
             scaler.update()
             n += 1
+            size = _batch_size(batch)
+            samples += size
             for k, v in {"loss": value, **logs}.items():
-                sums[k] = sums.get(k, 0.0) + v
-            batches.set_postfix(loss=f"{sums['loss'] / n:.4f}", refresh=False)
+                sums[k] = sums.get(k, 0.0) + v * size
+            batches.set_postfix(loss=f"{sums['loss'] / samples:.4f}", refresh=False)
     if n == 0:
         raise ValueError("the training loader gave no batches: is the dataset empty, or "
                          "drop_last=True with fewer samples than one batch?")
-    return {f"train_{k}": v / n for k, v in sums.items()}
+    return {f"train_{k}": v for k, v in _mean_across_ranks(sums, samples, device).items()}
 
 
 @torch.no_grad()
 def _validate(model, loader, loss_fn, val_fn, device, dtype) -> dict[str, float]:
-    """val_fn's metrics, or the mean of loss_fn (and its logs) over the loader; keys get 'val_'."""
+    """val_fn's metrics, or the mean of loss_fn (and its logs) over all validation samples;
+    keys get 'val_'."""
     model.eval()
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         if val_fn is not None:
-            metrics = {k: float(v) for k, v in val_fn(unwrap(model), loader).items()}
+            # A val_fn gathers across processes itself where it must (all_gather_cat); the mean
+            # over processes then changes nothing, and otherwise keeps every rank's record (and
+            # so its early-stopping decision) the same.
+            metrics = _mean_across_ranks({k: float(v) for k, v in val_fn(unwrap(model), loader).items()},
+                                         1, device)
         else:
             sums: dict[str, float] = {}
-            n = 0
+            samples = 0
             for batch in loader:
                 loss, logs = _split_loss(loss_fn(model, to_device(batch, device)))
-                n += 1
+                size = _batch_size(batch)
+                samples += size
                 for k, v in {"loss": loss.item(), **logs}.items():
-                    sums[k] = sums.get(k, 0.0) + v
-            if n == 0:
+                    sums[k] = sums.get(k, 0.0) + v * size
+            if samples == 0:
                 raise ValueError("the validation loader gave no batches: is the dataset empty?")
-            metrics = {k: v / n for k, v in sums.items()}
+            metrics = _mean_across_ranks(sums, samples, device)
     return {k if k.startswith("val_") else f"val_{k}": v for k, v in metrics.items()}
 
 
@@ -359,12 +409,14 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, *, epochs: in
     """Train `model` in place for `epochs` epochs and return its History.
 
     loss_fn(model, batch) -> loss | (loss, {name: number}); the batch is already on the device.
-        Under torchrun the model is the DDP wrapper: call it, or use `unwrap(model).method`.
+        Under torchrun the model is the DDP wrapper: call it (`model(...)`), never a method of
+        `unwrap(model)`, which would skip the gradient averaging (see the module docstring).
     optimizer: default AdamW(lr=lr) over the trainable parameters.
     val_loader / val_fn: validate after each epoch. val_fn(model, loader) -> {name: number}
         (the plain model, in eval mode, under no_grad); without it, the mean of loss_fn and its
-        logs. Keys are recorded with a 'val_' prefix. Under torchrun every rank validates on
-        its own val_loader and the numbers are averaged (a plain DataLoader: all see all).
+        logs over the samples. Keys are recorded with a 'val_' prefix. Under torchrun with a
+        sharded val_loader, losses are averaged over all samples of all ranks, and a val_fn
+        that ranks (Recall@K) must gather its vectors with `all_gather_cat` first.
     grad_clip: clip the gradients' total L2 norm to this before each step.
     amp: mixed precision; None means on for CUDA (bf16 where supported, else fp16 with a
         GradScaler); 'bf16' or 'fp16' to choose.
@@ -437,20 +489,19 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, *, epochs: in
                               grad_clip, epoch + 1, show=not bar.disable)
         if val_loader is not None:
             record.update(_validate(model, val_loader, loss_fn, val_fn, device, dtype))
-        record = {"epoch": epoch + 1, **_mean_across_ranks(record, device),
-                  "lr": optimizer.param_groups[0]["lr"]}
+        record = {"epoch": epoch + 1, **record, "lr": optimizer.param_groups[0]["lr"]}
 
         plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
         if monitor not in record and (patience is not None or plateau):
             raise KeyError(f"early stopping and ReduceLROnPlateau watch {monitor!r}, but the epoch "
                            f"recorded only {sorted(record)}; pass monitor= one of those")
-        if monitor in record:
+        if patience is not None:  # only early stopping needs the best weights kept aside
             if _improved(record[monitor], best["value"], mode):
                 best = {"value": record[monitor], "epoch": epoch + 1, "model": _cpu_copy(model),
                         "bad_epochs": 0}
             else:
                 best["bad_epochs"] += 1
-            stopped = patience is not None and best["bad_epochs"] >= patience
+            stopped = best["bad_epochs"] >= patience
         if plateau:
             scheduler.step(record[monitor])
         elif scheduler is not None:

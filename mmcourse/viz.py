@@ -1,14 +1,29 @@
-"""Figures and players for notebooks: image grids, heatmaps, waveforms, spectrograms, audio, source."""
+"""Figures and players for notebooks: image grids, heatmaps, waveforms, spectrograms, audio, source.
+
+One rule for every helper here: a helper that makes a figure returns that `Figure`, built
+without pyplot, so it is shown exactly once: as the value of the cell, or with
+`display(fig)`. Given an existing `ax`, a helper draws into it and returns that Axes.
+"""
 from __future__ import annotations
 
 import inspect
 import math
+import textwrap
 from typing import Callable, Sequence
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from PIL import Image
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6, 4),
+               **subplot_kw) -> tuple[Figure, np.ndarray]:
+    """A pyplot-free Figure and its [nrows, ncols] array of Axes (shown once, when displayed)."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **subplot_kw)
 
 
 def to_image_array(image) -> np.ndarray:
@@ -31,16 +46,15 @@ def to_image_array(image) -> np.ndarray:
 
 
 def show_images(images: Sequence, titles: Sequence[str] | None = None, ncols: int = 6,
-                size: float = 2.0, cmap: str | None = None, suptitle: str | None = None) -> plt.Figure:
-    """A grid of images with optional titles (wrapped to the cell width)."""
+                size: float = 2.0, cmap: str | None = None, suptitle: str | None = None) -> Figure:
+    """A grid of images with optional titles (wrapped to the cell width) -> Figure."""
     if len(images) == 0:
         raise ValueError("show_images got no images")
     if titles is not None and len(titles) != len(images):
         raise ValueError(f"{len(images)} images but {len(titles)} titles")
     ncols = min(ncols, len(images))
     nrows = math.ceil(len(images) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4 * bool(titles)),
-                             squeeze=False)
+    fig, axes = new_figure(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4 * bool(titles)))
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(images):
@@ -49,30 +63,36 @@ def show_images(images: Sequence, titles: Sequence[str] | None = None, ncols: in
                 ax.set_title(_wrap(str(titles[i]), int(size * 9)), fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout()
     return fig
 
 
 def _wrap(text: str, width: int) -> str:
-    import textwrap
     return "\n".join(textwrap.wrap(text, max(width, 8))[:3])
 
 
-def overlay_heatmap(image, heat, ax: plt.Axes | None = None, alpha: float = 0.5,
-                    cmap: str = "jet", title: str | None = None) -> plt.Axes:
+def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Axes, Figure | None]:
+    """The Axes to draw into, and the new Figure to return when the caller gave none."""
+    if ax is not None:
+        return ax, None
+    fig, axes = new_figure(figsize=figsize)
+    return axes[0, 0], fig
+
+
+def overlay_heatmap(image, heat, ax: Axes | None = None, alpha: float = 0.5,
+                    cmap: str = "jet", title: str | None = None) -> Axes | Figure:
     """Draw `heat` (any HxW grid, e.g. 7x7 attention) stretched over `image`."""
     picture = to_image_array(image)
     heat = heat.detach().float().cpu().numpy() if isinstance(heat, torch.Tensor) else np.asarray(heat, float)
     if heat.ndim != 2:
         raise ValueError(f"heatmap must be 2-D (HxW), got shape {heat.shape}")
-    ax = ax or plt.subplots(figsize=(3, 3))[1]
+    ax, fig = _axes(ax, (3, 3))
     h, w = picture.shape[:2]
     ax.imshow(picture)
     ax.imshow(heat, cmap=cmap, alpha=alpha, extent=(0, w, h, 0), interpolation="bilinear")
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=9)
-    return ax
+    return fig or ax
 
 
 def _as_1d(wave) -> np.ndarray:
@@ -83,25 +103,26 @@ def _as_1d(wave) -> np.ndarray:
     return wave
 
 
-def plot_waveform(wave, sample_rate: int, ax: plt.Axes | None = None, title: str | None = None) -> plt.Axes:
+def plot_waveform(wave, sample_rate: int, ax: Axes | None = None,
+                  title: str | None = None) -> Axes | Figure:
     """Amplitude against time in seconds."""
     wave = _as_1d(wave)
-    ax = ax or plt.subplots(figsize=(8, 2))[1]
+    ax, fig = _axes(ax, (8, 2))
     ax.plot(np.arange(len(wave)) / sample_rate, wave, linewidth=0.6)
     ax.set(xlabel="time (s)", ylabel="amplitude", xlim=(0, len(wave) / sample_rate))
     if title:
         ax.set_title(title)
-    return ax
+    return fig or ax
 
 
-def plot_spectrogram(spec, sample_rate: int, hop_length: int, ax: plt.Axes | None = None,
+def plot_spectrogram(spec, sample_rate: int, hop_length: int, ax: Axes | None = None,
                      y_axis: str = "linear", title: str | None = None, cmap: str = "magma",
-                     colorbar: bool = True, unit: str = "dB") -> plt.Axes:
+                     colorbar: bool = True, unit: str = "dB") -> Axes | Figure:
     """Show a [freq, time] spectrogram. y_axis: 'linear' (Hz up to Nyquist), 'mel' (band index) or 'coef'."""
     spec = spec.detach().float().cpu().numpy() if isinstance(spec, torch.Tensor) else np.asarray(spec, float)
     if spec.ndim != 2:
         raise ValueError(f"spectrogram must be 2-D [freq, time], got shape {spec.shape}")
-    ax = ax or plt.subplots(figsize=(8, 3))[1]
+    ax, fig = _axes(ax, (8, 3))
     seconds = spec.shape[1] * hop_length / sample_rate
     top = {"linear": sample_rate / 2, "mel": spec.shape[0], "coef": spec.shape[0]}.get(y_axis)
     if top is None:
@@ -113,7 +134,7 @@ def plot_spectrogram(spec, sample_rate: int, hop_length: int, ax: plt.Axes | Non
         ax.figure.colorbar(image, ax=ax, label=unit, pad=0.01)
     if title:
         ax.set_title(title)
-    return ax
+    return fig or ax
 
 
 def audio_player(wave, sample_rate: int):
@@ -128,17 +149,17 @@ def show_source(fn: Callable):
     return Markdown(f"```python\n{inspect.getsource(fn).rstrip()}\n```")
 
 
-def plot_embedding_2d(points, labels: Sequence[str], ax: plt.Axes | None = None,
-                      title: str | None = None, annotate: Sequence[str] | None = None) -> plt.Axes:
+def plot_embedding_2d(points, labels: Sequence[str], ax: Axes | None = None,
+                      title: str | None = None, annotate: Sequence[str] | None = None) -> Axes | Figure:
     """Scatter 2-D points coloured by label (e.g. a PCA/t-SNE map of a joint space)."""
     points = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, float)
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(f"expected points of shape [N, 2], got {points.shape}; reduce to 2-D first")
     if len(labels) != len(points):
         raise ValueError(f"{len(points)} points but {len(labels)} labels")
-    ax = ax or plt.subplots(figsize=(6, 5))[1]
+    ax, fig = _axes(ax, (6, 5))
     names = sorted(set(labels))
-    colours = plt.get_cmap("tab20", max(len(names), 1))
+    colours = matplotlib.colormaps["tab20"].resampled(max(len(names), 1))
     for k, name in enumerate(names):
         idx = [i for i, lab in enumerate(labels) if lab == name]
         ax.scatter(points[idx, 0], points[idx, 1], s=14, color=colours(k), label=name)
@@ -150,4 +171,41 @@ def plot_embedding_2d(points, labels: Sequence[str], ax: plt.Axes | None = None,
     ax.set_xticks([]), ax.set_yticks([])
     if title:
         ax.set_title(title)
-    return ax
+    return fig or ax
+
+
+def three_kinds_figure() -> Figure:
+    """The lecture's three kinds of multi-modal method as boxes and arrows (notebook 01)."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    image, text, out = "#f6c9a0", "#a9cdea", "#c8e6b0"
+
+    def box(ax, xy, label, colour):
+        ax.add_patch(FancyBboxPatch((xy[0] - 0.16, xy[1] - 0.09), 0.32, 0.18, boxstyle="round,pad=0.02",
+                                    facecolor=colour, edgecolor="0.3"))
+        ax.text(*xy, label, ha="center", va="center", fontsize=9)
+
+    def arrow(ax, a, b, style="-|>"):
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle=style, mutation_scale=12, color="0.25", lw=1.2))
+
+    fig, axes = new_figure(1, 3, figsize=(12, 3.1))
+    matching, translating, referencing = axes[0]
+    for ax, title in zip(axes[0], ["Matching", "Translating", "Referencing (reasoning)"]):
+        ax.set(xlim=(0, 1), ylim=(0, 1), title=title)
+        ax.axis("off")
+    box(matching, (0.2, 0.75), "image", image)
+    box(matching, (0.2, 0.25), "tags / text", text)
+    box(matching, (0.78, 0.5), "joint space\ncompare", out)
+    arrow(matching, (0.37, 0.72), (0.6, 0.55))
+    arrow(matching, (0.37, 0.28), (0.6, 0.45))
+    box(translating, (0.2, 0.5), "image", image)
+    box(translating, (0.8, 0.5), "sentence", text)
+    arrow(translating, (0.37, 0.5), (0.63, 0.5))
+    translating.text(0.5, 0.6, "generate", ha="center", fontsize=8)
+    box(referencing, (0.2, 0.75), "image", image)
+    box(referencing, (0.2, 0.25), "question", text)
+    box(referencing, (0.8, 0.25), "answer", out)
+    arrow(referencing, (0.37, 0.25), (0.63, 0.25))
+    arrow(referencing, (0.3, 0.65), (0.3, 0.35), "<|-|>")
+    referencing.text(0.33, 0.5, "attend /\nconsult", fontsize=8)
+    return fig

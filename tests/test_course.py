@@ -33,7 +33,7 @@ def test_course_run_writes_report_and_flags_failures(tmp_path, monkeypatch, caps
 
     assert course.run_course(books) == 1
     report = (tmp_path / "build" / "report.md").read_text()
-    assert "acc: 0.900 (0.500, –)" in report
+    assert "acc ↑: 0.900 (–; 0.500, –)" in report
     peak = float(report.split("| 01_ok |")[1].split("|")[1])  # the kernel's own peak memory
     assert 20 < peak < 4000
     assert "| 02_broken | – | – | – | not run |" in report and "Failed: 02_broken" in report

@@ -1,53 +1,21 @@
-"""Composed scenes: determinism, masks and boxes, overlap, grammar, questions, storage."""
+"""Composed scenes: determinism, masks and boxes, overlap, storage."""
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 from scipy import ndimage
 
-from mmcourse.data.scenes import (BACKGROUNDS, REGIONS, PlacedObject, PlacementError, Scene, Stamp, article,
-                                  compose_scene, describe, label_from_caption, make_scenes, noun_phrase,
-                                  plural, questions, random_background, scenes_to_dataset,
-                                  stamps_from_dataset)
-
-COLOURS = {"apple": (220, 20, 20), "duck": (250, 220, 0), "cat": (20, 20, 20), "owl": (120, 60, 200)}
-
-
-def shape_stamp(label: str, kind: str = "circle", side: int = 48) -> Stamp:
-    """A solid-colour shape on a transparent square (drawn without antialiasing: alpha 0 or 255)."""
-    image = Image.new("RGBA", (side, side), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(image)
-    fill = COLOURS[label] + (255,)
-    if kind == "circle":
-        draw.ellipse([4, 4, side - 5, side - 5], fill=fill)
-    elif kind == "triangle":
-        draw.polygon([(side // 2, 2), (side - 3, side - 3), (2, side - 3)], fill=fill)
-    else:
-        draw.rectangle([6, 10, side - 7, side - 11], fill=fill)
-    return Stamp(label, image)
+from mmcourse.data.grammar import describe, questions
+from mmcourse.data.scenes import (BACKGROUNDS, PlacementError, Stamp, compose_scene, label_from_caption,
+                                  make_scenes, random_background, scenes_to_dataset, stamps_from_dataset)
+from scene_helpers import COLOURS, shape_stamp, tight_box
 
 
 @pytest.fixture(scope="module")
 def stamps() -> list[Stamp]:
     return [shape_stamp("apple", "circle"), shape_stamp("duck", "triangle"),
             shape_stamp("cat", "square"), shape_stamp("owl", "circle", side=40)]
-
-
-def fake_scene(layout: list[tuple[str, float, float]], size: int = 128, half: int = 8) -> Scene:
-    """A hand-made scene: (label, cx, cy) squares of side 2 * half, no pixels needed."""
-    objects = []
-    for label, cx, cy in layout:
-        box = (int(cx - half), int(cy - half), int(cx + half), int(cy + half))
-        mask = np.zeros((size, size), dtype=bool)
-        mask[box[1]:box[3], box[0]:box[2]] = True
-        objects.append(PlacedObject(label, box, mask))
-    return Scene(Image.new("RGB", (size, size)), objects, "flat")
-
-
-def tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(mask)
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
 # ---------------------------------------------------------------- composing
@@ -232,112 +200,6 @@ def test_real_stamps_compose():
         assert "duck" in describe(scene) or "apple" in describe(scene)
 
 
-# ---------------------------------------------------------------- grammar
-
-@pytest.mark.parametrize("noun, expected", [
-    ("apple", "apples"), ("fish", "fish"), ("mouse", "mice"), ("box", "boxes"), ("berry", "berries"),
-    ("key", "keys"), ("bus", "buses"), ("peach", "peaches"), ("leaf", "leaves"), ("sheep", "sheep"),
-    ("red apple", "red apples"), ("field mouse", "field mice"), ("tomato", "tomatoes"), ("Tux", "Tuxes"),
-    ("pair of glasses", "pairs of glasses"), ("cup of tea", "cups of tea"),
-    ("birch at winter", "birches at winter"), ("man with a hat", "men with a hat"),
-    ("snowman", "snowmen"), ("woman", "women"), ("human", "humans"), ("lionfish", "lionfish"),
-    ("woodlouse", "woodlice"), ("goose", "geese"), ("letter S", "letter Ss"),
-])
-def test_plural(noun, expected):
-    assert plural(noun) == expected
-
-
-@pytest.mark.parametrize("phrase, expected", [
-    ("apple", "an"), ("duck", "a"), ("owl", "an"), ("unicorn", "a"), ("umbrella", "an"),
-    ("hour", "an"), ("horse", "a"), ("euro coin", "a"), ("one", "a"), ("egg", "an"),
-    ("F-22", "an"), ("VW Beetle", "a"), ("UFO", "a"), ("S", "an"),
-])
-def test_article(phrase, expected):
-    assert article(phrase) == expected
-
-
-def test_noun_phrase():
-    assert noun_phrase("apple", 1) == "an apple"
-    assert noun_phrase("apple", 2) == "two apples"
-    assert noun_phrase("mouse", 3) == "three mice"
-    assert noun_phrase("cat", 13) == "13 cats"
-
-
-@pytest.mark.parametrize("layout, caption", [
-    ([("duck", 20, 64)], "a duck on the left"),
-    ([("owl", 64, 60)], "an owl in the middle"),
-    ([("apple", 64, 110)], "an apple at the bottom"),
-    ([("apple", 30, 15), ("apple", 100, 15)], "two apples at the top"),
-    ([("apple", 20, 64), ("apple", 110, 64)], "two apples"),  # no single place fits both
-    ([("duck", 20, 64), ("apple", 100, 40), ("apple", 100, 90)], "a duck to the left of two apples"),
-    ([("apple", 100, 40), ("duck", 20, 64), ("apple", 100, 90)], "two apples to the right of a duck"),
-    ([("mouse", 40, 20), ("mouse", 80, 20), ("fish", 60, 100)], "two mice above a fish"),
-    ([("owl", 60, 100), ("egg", 64, 20)], "an owl below an egg"),
-    ([("duck", 20, 64), ("apple", 100, 64), ("cat", 100, 110)],
-     "a duck to the left of an apple, and a cat below the apple"),
-    ([("duck", 20, 64), ("apple", 100, 30), ("apple", 100, 70), ("box", 30, 50)],
-     "a duck to the left of two apples, and a box to the left of the apples"),
-    ([("duck", 10, 10), ("apple", 50, 50), ("cat", 90, 90), ("owl", 110, 20)],
-     "a duck, an apple, a cat and an owl"),
-])
-def test_describe_hand_made_layouts(layout, caption):
-    assert describe(fake_scene(layout)) == caption
-
-
-# ---------------------------------------------------------------- questions
-
-def test_questions_answers_on_a_hand_made_scene():
-    scene = fake_scene([("duck", 20, 64), ("apple", 100, 40), ("apple", 100, 90)])
-    truth = {
-        "what is on the left?": "duck", "what is on the right?": "apple", "what is at the top?": "apple",
-        "what is at the bottom?": "apple", "how many ducks are there?": "one",
-        "how many apples are there?": "two", "where is the duck?": "left",
-        "is there a duck?": "yes", "is there an apple?": "yes", "is there a cat?": "no", "is there an owl?": "no",
-    }
-    seen_types, seen_questions = set(), set()
-    for seed in range(30):
-        for qa in questions(scene, seed, labels=["duck", "apple", "cat", "owl"]):
-            assert truth[qa["question"]] == qa["answer"], qa
-            seen_types.add(qa["type"])
-            seen_questions.add(qa["question"])
-    assert seen_types == {"what", "count", "where", "exists"}
-    assert seen_questions == set(truth)  # every true question comes up over enough seeds
-
-
-def test_what_questions_are_only_asked_when_unambiguous():
-    # Same column: neither is "on the left"; the duck is clearly at the top.
-    scene = fake_scene([("duck", 64, 20), ("cat", 66, 100)])
-    whats = {qa["question"]: qa["answer"] for s in range(20) for qa in questions(scene, s) if qa["type"] == "what"}
-    assert whats == {"what is at the top?": "duck", "what is at the bottom?": "cat"}
-    single = fake_scene([("cat", 30, 30), ("cat", 90, 90)])
-    assert [qa for qa in questions(single, 0) if qa["type"] == "what"] == [
-        {"question": "what is in the picture?", "answer": "cat", "type": "what"}]
-    assert not [qa for qa in questions(single, 0) if qa["type"] == "where"]  # "the cat" would be ambiguous
-
-
-@pytest.mark.parametrize("cx, cy, place", [(20, 64, "left"), (110, 60, "right"), (64, 15, "top"),
-                                           (70, 115, "bottom"), (60, 70, "middle")])
-def test_where_answers(cx, cy, place):
-    qa = [q for q in questions(fake_scene([("owl", cx, cy)]), 0) if q["type"] == "where"]
-    assert place in REGIONS
-    assert qa == [{"question": "where is the owl?", "answer": place, "type": "where"}]
-
-
-def test_exists_is_balanced_and_no_answers_are_absent(stamps):
-    pool = list(COLOURS)
-    yes = no = 0
-    for i, scene in enumerate(make_scenes(stamps, 40, seed=1)):
-        for qa in questions(scene, i, pool):
-            if qa["type"] != "exists":
-                continue
-            label = next(l for l in pool if qa["question"].endswith(f" {l}?"))
-            assert (label in scene.labels) == (qa["answer"] == "yes")
-            yes += qa["answer"] == "yes"
-            no += qa["answer"] == "no"
-    assert yes == no > 20  # every scene with an absent label asks one of each
-    assert not [q for q in questions(make_scenes(stamps, 1)[0], 0) if q["type"] == "exists"]  # no pool, no "no"
-
-
 # ---------------------------------------------------------------- storage
 
 def test_scenes_to_dataset_round_trip(stamps, tmp_path, monkeypatch):
@@ -345,7 +207,7 @@ def test_scenes_to_dataset_round_trip(stamps, tmp_path, monkeypatch):
     from mmcourse.data.cache import cached_dataset
 
     scenes = make_scenes(stamps, 5, seed=2)
-    ds = cached_dataset("scenes-test", lambda: scenes_to_dataset(scenes, seed=0), version=1)
+    ds = cached_dataset("scenes-test", lambda: scenes_to_dataset(scenes, seed=0))
     assert len(ds) == 5
     assert set(ds.column_names) == {"image", "caption", "labels", "boxes", "questions", "segmentation", "background"}
     pool = sorted({o.label for s in scenes for o in s.objects})

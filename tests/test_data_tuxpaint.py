@@ -111,7 +111,7 @@ def test_caption_tags():
     assert caption_tags("A café crème.", "food/drinks") == ["food", "drink", "café", "crème"]
     assert caption_tags("A US 5 cent piece ($.05).", "symbols/money/us") == [
         "symbol", "money", "us", "cent", "piece"]
-    assert caption_tags("A hand.", "people/body_parts") == ["people", "body", "part", "hand"]
+    assert caption_tags("A hand.", "people/body_parts") == ["person", "body", "part", "hand"]
     # -s words that are not plurals keep their s
     assert caption_tags("Mars in Christmas clothes.", "clothes/hats") == ["clothes", "hat", "mars", "christmas"]
 
@@ -192,7 +192,7 @@ def test_other_stamps_folder_gets_its_own_cache(fake, tmp_path, monkeypatch):
 
 def test_spoken_descriptions(fake):
     sp = load_spoken_descriptions()
-    rows = [{k: v for k, v in row.items() if k != "audio"} for row in sp]
+    rows = [{k: v for k, v in row.items() if k not in ("audio", "audio_sha")} for row in sp]
     assert rows == [
         {"stamp_id": "animals/birds/duck", "lang": lang, "text": text, "text_lang": text_lang,
          "category": "animals/birds", "top_category": "animals"}
@@ -200,6 +200,7 @@ def test_spoken_descriptions(fake):
                                       ("lt", "A duck.", "en")]]
     assert "1 empty audio files" in sp.info.description
     assert load_audio(sp[0]["audio"], sample_rate=8000)[1] == 8000
+    assert len(set(sp["audio_sha"])) == 1  # the three recordings are one file
     assert load_spoken_descriptions(["fr"])["text"] == ["Un canard."]
     with pytest.raises(ValueError, match=r"no spoken descriptions in \['xx'\]; available: \['en', 'fr', 'lt'\]"):
         load_spoken_descriptions(["xx"])
@@ -210,6 +211,25 @@ def test_no_spoken_descriptions_is_an_error(env):
     write(env / "toys" / "ball.txt", "A ball.")
     with pytest.raises(ValueError, match=r"no spoken descriptions \(<name>_desc\*\.ogg\)"):
         load_spoken_descriptions()
+
+
+def test_identical_content_gets_identical_hashes(env):
+    # Tux Paint ships the same files under different names; the hashes must reveal it.
+    ogg, other = ogg_bytes(), ogg_bytes(seconds=0.5)
+    for name, picture in (("flower1", (255, 0, 0, 255)), ("flower2", (255, 0, 0, 255)),
+                          ("tree", (0, 255, 0, 255))):
+        env.joinpath("plants").mkdir(exist_ok=True)
+        Image.new("RGBA", (30, 30), picture).save(env / "plants" / f"{name}.png")
+        write(env / "plants" / f"{name}.txt", f"A {name}.")
+        write(env / "plants" / f"{name}_desc_fr.ogg", other if name == "tree" else ogg)
+    rows = {row["id"].split("/")[1]: row for row in load_stamps().select_columns(
+        ["id", "image_sha", "sound_sha", "description_shas"])}
+    assert rows["flower1"]["image_sha"] == rows["flower2"]["image_sha"] != rows["tree"]["image_sha"]
+    assert rows["flower1"]["description_shas"] == rows["flower2"]["description_shas"] != \
+        rows["tree"]["description_shas"]
+    assert rows["tree"]["sound_sha"] is None
+    spoken = load_spoken_descriptions()
+    assert spoken["audio_sha"][0] == spoken["audio_sha"][1] != spoken["audio_sha"][2]
 
 
 # --- the installed package (built once into the shared cache) -----------------------------
@@ -266,3 +286,12 @@ def test_real_spoken_descriptions_line_up_with_stamps(real):
     parts = split_by_group(real, holdout=["vehicles"], seed=0)
     assert "vehicles" not in set(parts["train"]["top_category"]) | set(parts["test"]["top_category"])
     assert set(parts["heldout"]["top_category"]) == {"vehicles"}
+
+
+def test_real_package_ships_identical_recordings_under_other_names():
+    # Why splits link rows by content: splitting by stamp alone would leak these.
+    spoken = load_spoken_descriptions().select_columns(["stamp_id", "audio_sha"])
+    stamps_per_sha = {}
+    for row in spoken:
+        stamps_per_sha.setdefault(row["audio_sha"], set()).add(row["stamp_id"])
+    assert sum(len(s) > 1 for s in stamps_per_sha.values()) > 100

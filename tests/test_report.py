@@ -1,34 +1,66 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
-from mmcourse.report import Results, course_report, load_results
+from mmcourse.report import BarNotMet, Results, course_report, load_results
 
 
 def test_results_file_follows_the_contract(tmp_path):
     r = Results("01_demo", device="cpu")
-    r.add("recall@5", 0.6, chance=0.1, baseline=0.2)
+    r.add("recall@5", 0.6, chance=0.1, baseline=0.2, bar=0.4)
     r.add("loss", 0.3, higher_is_better=False)
     path = r.write(tmp_path)
     data = json.loads(path.read_text())
     assert path.name == "01_demo.json"
     assert data["notebook"] == "01_demo" and data["device"] == "cpu" and data["seconds"] >= 0
-    assert data["metrics"]["recall@5"] == {"value": 0.6, "chance": 0.1, "baseline": 0.2,
+    assert data["metrics"]["recall@5"] == {"value": 0.6, "chance": 0.1, "baseline": 0.2, "bar": 0.4,
                                            "higher_is_better": True}
-    assert data["metrics"]["loss"]["chance"] is None and not data["metrics"]["loss"]["higher_is_better"]
+    assert data["metrics"]["loss"]["bar"] is None and not data["metrics"]["loss"]["higher_is_better"]
     assert load_results(path) == data
 
 
-def test_require_enforces_bars_with_a_clear_message():
+def test_check_passes_when_every_bar_and_baseline_is_met(capsys):
     r = Results("x")
-    r.add("acc", 0.5, chance=0.25)
-    r.require("acc", at_least=0.5)
-    with pytest.raises(AssertionError, match="acc = 0.5000, below its bar of 0.6"):
-        r.require("acc", at_least=0.6)
-    with pytest.raises(AssertionError, match="above its bar"):
-        r.require("acc", at_most=0.4)
-    with pytest.raises(KeyError, match="no metric"):
-        r.require("bleu", at_least=0.1)
+    r.add("acc", 0.5, chance=0.25, baseline=0.4, bar=0.5)
+    r.add("error", 1e-6, bar=1e-4, higher_is_better=False)
+    r.add("shown only", 0.01, chance=0.25, baseline=0.9)  # no bar: never asserted
+    r.check()
+    assert "all 2 bars met" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value, baseline, message", [
+    (0.55, None, "acc = 0.55, below its bar of 0.6"),
+    (0.70, 0.70, "acc = 0.7 does not beat its baseline 0.7"),
+    (0.70, 0.80, "does not beat its baseline 0.8"),
+])
+def test_check_names_a_missed_bar_or_baseline(value, baseline, message):
+    r = Results("x")
+    r.add("acc", value, chance=0.25, baseline=baseline, bar=0.6)
+    with pytest.raises(BarNotMet, match=message):
+        r.check()
+
+
+def test_lower_is_better_bars_are_maxima():
+    r = Results("x")
+    r.add("error", 2e-4, baseline=1e-3, bar=1e-4, higher_is_better=False)
+    with pytest.raises(BarNotMet, match="above its bar"):
+        r.check()
+
+
+def test_check_survives_python_optimise_mode():
+    # `assert` statements vanish under `python -O`; the bar check must not.
+    code = ("from mmcourse.report import Results, BarNotMet\n"
+            "r = Results('x'); r.add('acc', 0.1, bar=0.5)\n"
+            "try:\n    r.check()\nexcept BarNotMet:\n    print('caught')\n")
+    done = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "caught"
+
+
+def test_a_bar_below_twice_chance_is_refused():
+    with pytest.raises(ValueError, match="below twice its chance"):
+        Results("x").add("acc", 0.9, chance=0.3, bar=0.5)
 
 
 def test_non_finite_metrics_are_rejected():
@@ -39,17 +71,20 @@ def test_non_finite_metrics_are_rejected():
 def test_malformed_results_file_is_named(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"notebook": "bad", "seconds": 1, "device": "cpu",
-                               "metrics": {"acc": {"value": 1}}}))
-    with pytest.raises(ValueError, match="lacks"):
+                               "metrics": {"acc": {"value": 1, "chance": None, "baseline": None,
+                                                   "higher_is_better": True}}}))
+    with pytest.raises(ValueError, match=r"lacks \['bar'\]"):
         load_results(bad)
 
 
 def test_course_report_has_one_row_per_notebook(tmp_path):
     r = Results("01_a", device="cpu")
-    r.add("acc", 0.75, chance=0.25, baseline=0.5)
+    r.add("acc", 0.75, chance=0.25, baseline=0.5, bar=0.6)
+    r.add("loss", 0.1, higher_is_better=False)
     r.write(tmp_path)
     report = course_report(tmp_path, ["01_a", "02_b"])
-    assert "| 01_a |" in report and "acc: 0.750 (0.250, 0.500)" in report
+    assert "| 01_a |" in report and "acc ↑: 0.750 (0.600; 0.250, 0.500)" in report
+    assert "loss ↓: 0.100 (–; –, –)" in report
     assert "| 02_b | – | – | – | not run |" in report
     assert "no notebooks yet" in course_report(tmp_path / "none", [])
 
@@ -58,4 +93,4 @@ def test_tiny_errors_are_not_rounded_to_zero(tmp_path):
     r = Results("01_a")
     r.add("stft error", 8.8e-8, higher_is_better=False)
     r.add("exact", 0.0)
-    assert "8.80e-08" in r.table() and "| exact ↑ | 0.000 |" in r.table()
+    assert "8.80e-08" in r.table() and "| exact ↑ | 0.000 | – |" in r.table()

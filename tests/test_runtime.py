@@ -29,7 +29,7 @@ def test_profile_follows_device_and_override(monkeypatch):
     assert runtime.pick_profile(torch.device("cpu")).name == "cpu"
     assert runtime.pick_profile(torch.device("cuda")).name == "gpu"
     gpu = runtime.pick_profile(torch.device("cpu"), "gpu")
-    assert gpu.pick(cpu=1, gpu=8) == 8 and gpu.amp
+    assert gpu.pick(cpu=1, gpu=8) == 8
     assert runtime.Profile("cpu").pick(cpu=1, gpu=8) == 1
     with pytest.raises(ValueError, match="unknown profile"):
         runtime.pick_profile(torch.device("cpu"), "tpu")

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from mmcourse import tagging as T
+from mmcourse.encoders import ImageCNN
 from mmcourse.retrieval import recall_at_k
 
 
@@ -49,13 +50,40 @@ def test_views_are_seeded_images_in_unit_range():
 def test_stamp_views_gives_a_fresh_view_at_every_access():
     stamps = T.prepare_stamps([_rgba((0, 200, 0, 255))] * 2, size=32)
     tags = torch.tensor([[True, False], [False, True]])
-    data = T.StampViews(stamps, tags, seed=0, size=32, copies=3)
+    data = T.StampViews(stamps, tags, size=32, copies=3)
     assert len(data) == 6
     first, tag = data[3]
     assert first.shape == (3, 32, 32) and tag.tolist() == [False, True]  # item 3 is stamp 1
     assert not torch.equal(first, data[3][0])
     with pytest.raises(ValueError, match="rows of tags"):
-        T.StampViews(stamps, tags[:1], seed=0)
+        T.StampViews(stamps, tags[:1])
+
+
+def _epoch(loader) -> torch.Tensor:
+    return torch.cat([images for images, _ in loader])
+
+
+def test_stamp_views_follow_torchs_rng_so_a_resumed_run_sees_the_same_views():
+    stamps = T.prepare_stamps([_rgba((0, 200, 0, 255)), _rgba((200, 0, 0, 255))], size=32)
+    data = T.StampViews(stamps, torch.eye(2, dtype=torch.bool), size=32, copies=2)
+    loader = torch.utils.data.DataLoader(data, batch_size=2)
+    torch.manual_seed(5)
+    _epoch(loader)
+    saved = torch.get_rng_state()                  # what fit's checkpoint stores after epoch 1
+    second = _epoch(loader)
+    torch.set_rng_state(saved)                     # resume: restore the RNG, run epoch 2 again
+    assert torch.equal(_epoch(loader), second)
+    torch.manual_seed(5)
+    assert not torch.equal(_epoch(loader), second)  # and epochs differ from each other
+
+
+def test_stamp_views_differ_between_dataloader_workers():
+    # A generator stored on the dataset would be copied into every worker: identical "random" views.
+    stamps = T.prepare_stamps([_rgba((0, 200, 0, 255))], size=32)
+    data = T.StampViews(stamps, torch.ones(1, 1, dtype=torch.bool), size=32, copies=4)
+    torch.manual_seed(0)
+    views = _epoch(torch.utils.data.DataLoader(data, batch_size=1, num_workers=2))
+    assert len({v.numpy().tobytes() for v in views}) == 4
 
 
 # ------------------------------------------------------------------ models
@@ -63,8 +91,8 @@ def test_stamp_views_gives_a_fresh_view_at_every_access():
 def test_joint_embedding_gives_unit_vectors_and_tag_sets():
     torch.manual_seed(0)
     model = T.JointEmbedding(num_tags=5, dim=8, width=4)
-    images, tags = model(torch.rand(3, 3, 32, 32))
-    assert images.shape == (3, 8) and tags.shape == (5, 8)
+    images, tags, scale = model(torch.rand(3, 3, 32, 32))
+    assert images.shape == (3, 8) and tags.shape == (5, 8) and scale is model.logit_scale
     assert torch.allclose(images.norm(dim=1), torch.ones(3), atol=1e-5)
     one_hot = F.one_hot(torch.tensor([2]), 5).bool()
     assert torch.allclose(model.encode_tags(one_hot), model.tag_vectors()[2:3], atol=1e-6)
@@ -76,18 +104,18 @@ def test_joint_embedding_gives_unit_vectors_and_tag_sets():
 
 def test_devise_trains_only_its_linear_map():
     torch.manual_seed(0)
-    encoder = T.ImageEncoder(out_dim=8, width=4)
+    encoder = ImageCNN(width=4, out_dim=8)
     labels = torch.randn(6, 12)
     model = T.DeViSE(labels, encoder).train()
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"project.weight", "project.bias"}
-    assert not model.features.training  # frozen BatchNorm keeps its running statistics
+    assert not model.visual.training  # frozen BatchNorm keeps its running statistics
     assert torch.allclose(model.tag_vectors(), F.normalize(labels, dim=1))
-    assert model.features[0].weight is not encoder.features[0].weight  # a copy, not shared
+    assert model.visual.blocks[0].weight is not encoder.blocks[0].weight  # a copy, not shared
     images, label_vecs = model(torch.rand(2, 3, 32, 32))
     assert images.shape == (2, 12) and torch.allclose(images.norm(dim=1), torch.ones(2), atol=1e-5)
     tuned = T.DeViSE(labels, encoder, train_encoder=True).train()
-    assert tuned.features.training and tuned.features[0].weight.requires_grad
+    assert tuned.visual.training and tuned.visual.blocks[0].weight.requires_grad
 
 
 def test_embed_images_averages_views():
@@ -117,6 +145,18 @@ def test_info_nce_is_cross_entropy_with_one_positive_and_skips_empty_rows():
     with_empty = torch.cat([positives, torch.zeros(1, 6, dtype=torch.bool)])
     padded = torch.cat([torch.randn(4, 6), torch.randn(1, 6)])
     assert T.info_nce(padded, with_empty) == pytest.approx(T.info_nce(padded[:4], positives).item())
+
+
+@pytest.mark.parametrize("loss", [T.info_nce, T.hinge_rank_loss])
+def test_a_batch_without_any_positive_is_a_clear_error_not_nan(loss):
+    with pytest.raises(ValueError, match="no row of this batch has a positive"):
+        loss(torch.randn(3, 4), torch.zeros(3, 4, dtype=torch.bool))
+
+
+def test_encode_tags_follows_the_models_device():
+    # A multi-hot built on the CPU meets a model elsewhere (here: meta, as a GPU would).
+    model = T.JointEmbedding(num_tags=3, dim=8, width=4).to("meta")
+    assert model.encode_tags(torch.tensor([[True, False, True]])).device.type == "meta"
 
 
 def test_contrastive_loss_matches_clip_with_one_match_per_row():
@@ -199,8 +239,8 @@ def test_clip_step_logs_the_temperature_and_trains_it():
 def test_devise_step_moves_only_the_map():
     torch.manual_seed(0)
     images, tags = _colour_batch()
-    model = T.DeViSE(torch.randn(3, 12), T.ImageEncoder(8, width=4))
-    before = model.features[0].weight.clone()
+    model = T.DeViSE(torch.randn(3, 12), ImageCNN(width=4, out_dim=8))
+    before = model.visual.blocks[0].weight.clone()
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
     losses = []
     for _ in range(20):
@@ -211,5 +251,5 @@ def test_devise_step_moves_only_the_map():
         loss.backward()
         opt.step()
     assert losses[-1] < losses[0]
-    assert torch.equal(model.features[0].weight, before)
+    assert torch.equal(model.visual.blocks[0].weight, before)
     assert np.isfinite(losses).all()

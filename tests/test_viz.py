@@ -2,6 +2,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
 from PIL import Image
 
 from mmcourse import viz
@@ -27,12 +28,24 @@ def test_show_images_grid_and_title_mismatch():
         viz.show_images([])
 
 
+def test_figures_are_returned_once_never_left_open_in_pyplot():
+    # A figure left open in pyplot would be shown a second time at the end of the cell.
+    plt.close("all")
+    made = [viz.show_images([torch.rand(3, 8, 8)]), viz.overlay_heatmap(torch.rand(3, 8, 8), torch.rand(2, 2)),
+            viz.plot_waveform(torch.rand(100), 100), viz.plot_spectrogram(torch.rand(4, 5), 100, 10),
+            viz.plot_embedding_2d(np.random.rand(4, 2), list("abab")), viz.three_kinds_figure()]
+    assert all(isinstance(f, Figure) for f in made)
+    assert plt.get_fignums() == []
+    fig, axes = viz.new_figure(1, 2)
+    assert viz.plot_waveform(torch.rand(100), 100, ax=axes[0, 1]) is axes[0, 1]  # given an ax: that ax
+
+
 def test_heatmap_and_spectrogram_check_shapes():
-    ax = viz.overlay_heatmap(torch.rand(3, 32, 32), torch.rand(7, 7))
+    ax = viz.overlay_heatmap(torch.rand(3, 32, 32), torch.rand(7, 7)).axes[0]
     assert len(ax.images) == 2
     with pytest.raises(ValueError, match="2-D"):
         viz.overlay_heatmap(torch.rand(3, 32, 32), torch.rand(7))
-    ax = viz.plot_spectrogram(torch.rand(201, 50), sample_rate=16000, hop_length=160)
+    ax = viz.plot_spectrogram(torch.rand(201, 50), sample_rate=16000, hop_length=160).axes[0]
     assert ax.images[0].get_extent()[1] == pytest.approx(0.5)  # 50 frames x 10 ms
     with pytest.raises(ValueError, match="y_axis"):
         viz.plot_spectrogram(torch.rand(4, 4), 16000, 160, y_axis="log")
@@ -41,7 +54,7 @@ def test_heatmap_and_spectrogram_check_shapes():
 
 def test_waveform_player_and_source():
     wave = torch.sin(torch.linspace(0, 100, 8000))
-    ax = viz.plot_waveform(wave, 8000)
+    ax = viz.plot_waveform(wave, 8000).axes[0]
     assert ax.get_xlim()[1] == pytest.approx(1.0)
     assert viz.audio_player(wave, 8000).data[:4] == b"RIFF"
     with pytest.raises(ValueError, match="mono"):
@@ -51,7 +64,7 @@ def test_waveform_player_and_source():
 
 
 def test_embedding_map_checks_input():
-    ax = viz.plot_embedding_2d(np.random.rand(6, 2), list("aabbcc"))
+    ax = viz.plot_embedding_2d(np.random.rand(6, 2), list("aabbcc")).axes[0]
     assert len(ax.collections) == 3
     with pytest.raises(ValueError, match=r"\[N, 2\]"):
         viz.plot_embedding_2d(np.random.rand(6, 3), list("aabbcc"))

@@ -1,14 +1,13 @@
-"""Composed scenes: stamps pasted on generated backgrounds, with boxes, masks, captions and questions.
+"""Composed scenes: stamps pasted on generated backgrounds, with exact boxes and masks.
 
-A scene is the layout plus what a grammar can say about it. Because the program placed every
-object, the captions ("a duck to the left of two apples"), the question/answer pairs and the
-boxes and masks are exact: no annotator, no noise. Everything is drawn from one NumPy
-Generator, so a seed fixes the pixels, the layout and the text.
+Because the program placed every object, the boxes and masks are exact, and so is what the
+grammar (mmcourse.data.grammar) says about the layout. Everything is drawn from one NumPy
+Generator, so a seed fixes the pixels and the layout.
 
     stamps = [Stamp("duck", duck_rgba), Stamp("apple", apple_rgba)]
     scene = compose_scene(stamps, rng=0)        # or make_scenes(stamps, n=1000, seed=0)
-    describe(scene)                             # 'a duck to the left of an apple'
-    questions(scene, rng=0, labels=["duck", "apple", "cat"])
+    scene.objects[0].box, scene.objects[0].mask
+    scenes_to_dataset(make_scenes(stamps, 100))  # with captions and questions, as a Dataset
 """
 from __future__ import annotations
 
@@ -22,9 +21,7 @@ from PIL import Image
 ALPHA_THRESHOLD = 128  # a stamp pixel with alpha >= this belongs to the object's mask
 MIN_SIZE = 32  # smaller canvases leave no room for a readable object
 BACKGROUNDS = ("flat", "gradient", "sky", "noise", "stripes", "checker")
-MIDDLE = 0.125  # a centre within this fraction of the side from the image centre is "middle"
 DRAWS_PER_SCENE = 10  # make_scenes redraws a layout that cannot be placed this many times
-WHAT_MARGIN = 0.15  # "what is on the left?" needs the answer this fraction of the side ahead of any other label
 
 Rng = np.random.Generator | int | Sequence[int]
 
@@ -310,211 +307,6 @@ def _draw_stamps(by_label: dict[str, list[Stamp]], rng: np.random.Generator,
     return [by_label[label][rng.integers(len(by_label[label]))] for label in picks]
 
 
-# ---------------------------------------------------------------- grammar
-
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six",
-                "seven", "eight", "nine", "ten", "eleven", "twelve")
-IRREGULAR_PLURALS = {
-    "child": "children", "person": "people", "ox": "oxen", "die": "dice", "leaf": "leaves",
-    "knife": "knives", "wolf": "wolves", "loaf": "loaves", "scarf": "scarves", "potato": "potatoes",
-    "tomato": "tomatoes", "hero": "heroes", "volcano": "volcanoes", "cactus": "cacti", "fungus": "fungi",
-}
-# Endings that inflect irregularly in compounds too: "snowman" -> "snowmen", "lionfish" -> "lionfish".
-IRREGULAR_ENDINGS = (("man", "men"), ("mouse", "mice"), ("louse", "lice"), ("goose", "geese"),
-                     ("foot", "feet"), ("tooth", "teeth"), ("fish", "fish"), ("sheep", "sheep"),
-                     ("deer", "deer"), ("craft", "craft"))
-REGULAR_DESPITE_ENDING = {"human", "german", "shaman", "talisman", "caiman", "ottoman", "mongoose", "selfish"}
-SAME_PLURAL = {"moose", "bison", "salmon", "trout", "shrimp", "series", "species", "buffalo"}
-PREPOSITIONS = {"of", "at", "in", "on", "with", "for", "from", "under"}
-# Spelling and sound disagree: "an hour", "a unicorn".
-AN_EXCEPTIONS = {"hour", "honest", "honour", "honor", "heir"}
-A_EXCEPTIONS = {"one", "once", "ewe", "ukulele", "user", "utensil", "uranus"}
-AN_LETTERS = "AEFHILMNORSX"  # letters whose names start with a vowel sound: "an F", "an MRI"
-REGION_PHRASE = {"left": "on the left", "right": "on the right", "top": "at the top",
-                 "bottom": "at the bottom", "middle": "in the middle"}
-REGIONS = tuple(REGION_PHRASE)  # the answers to "where" questions
-
-
-def plural(noun: str) -> str:
-    """English plural of a label: the last word inflects ("red apples"), or the last word
-    before a preposition ("pairs of glasses", "birches in winter")."""
-    words = noun.split(" ")
-    cut = next((i for i, w in enumerate(words) if i > 0 and w.lower() in PREPOSITIONS), len(words))
-    if cut < len(words):
-        return " ".join([plural(" ".join(words[:cut])), *words[cut:]])
-    *head, last = words
-    word = last.lower()
-    ending = next((e for e in IRREGULAR_ENDINGS if word.endswith(e[0])), None)
-    if word in IRREGULAR_PLURALS:
-        word = IRREGULAR_PLURALS[word]
-    elif ending is not None and word not in REGULAR_DESPITE_ENDING:
-        word = word[:-len(ending[0])] + ending[1]
-    elif word in SAME_PLURAL:
-        pass
-    elif len(word) == 1:  # a letter: "three As"
-        word += "s"
-    elif word.endswith(("s", "x", "z", "ch", "sh")):
-        word += "es"
-    elif word.endswith("y") and len(word) > 1 and word[-2] not in "aeiou":
-        word = word[:-1] + "ies"
-    else:
-        word += "s"
-    if last[:1].isupper():
-        word = word[:1].upper() + word[1:]
-    return " ".join([*head, word])
-
-
-def article(phrase: str) -> str:
-    """'a' or 'an' for the phrase that follows, by its first word's sound.
-
-    Vowel letters take 'an' except words sounding like "you"/"w" ("uni...", "eu...", the table);
-    an all-capitals word is spelled out ("an F", "a VW").
-    """
-    first = phrase.split(" ")[0]
-    if first.isupper():
-        return "an" if first[0] in AN_LETTERS else "a"
-    first = first.lower()
-    if first in AN_EXCEPTIONS:
-        return "an"
-    if first in A_EXCEPTIONS or first.startswith(("uni", "eu")):
-        return "a"
-    return "an" if first[:1] in tuple("aeiou") else "a"
-
-
-def number_word(n: int) -> str:
-    return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else str(n)
-
-
-def noun_phrase(label: str, count: int) -> str:
-    """'a duck', 'an apple', 'two apples'."""
-    return f"{article(label)} {label}" if count == 1 else f"{number_word(count)} {plural(label)}"
-
-
-def region(obj: PlacedObject, size: int) -> str:
-    """Where an object's box centre lies: 'left', 'right', 'top', 'bottom' or 'middle'."""
-    cx, cy = obj.centre
-    dx, dy = cx / size - 0.5, cy / size - 0.5
-    if max(abs(dx), abs(dy)) < MIDDLE:
-        return "middle"
-    if abs(dx) >= abs(dy):
-        return "left" if dx < 0 else "right"
-    return "top" if dy < 0 else "bottom"
-
-
-def relation(a: tuple[float, float], b: tuple[float, float]) -> str:
-    """How point a lies relative to point b, along the axis where they differ most (y grows down)."""
-    dx, dy = a[0] - b[0], a[1] - b[1]
-    if abs(dx) >= abs(dy):
-        return "to the left of" if dx < 0 else "to the right of"
-    return "above" if dy < 0 else "below"
-
-
-@dataclass
-class _Group:
-    label: str
-    members: list[PlacedObject]
-
-    @property
-    def count(self) -> int:
-        return len(self.members)
-
-    @property
-    def centre(self) -> tuple[float, float]:
-        xs, ys = zip(*(m.centre for m in self.members))
-        return sum(xs) / len(xs), sum(ys) / len(ys)
-
-    def definite(self) -> str:
-        return f"the {self.label if self.count == 1 else plural(self.label)}"
-
-
-def _groups(scene: Scene) -> list[_Group]:
-    """Objects grouped by label, in the order each label first appears."""
-    groups: dict[str, _Group] = {}
-    for obj in scene.objects:
-        groups.setdefault(obj.label, _Group(obj.label, [])).members.append(obj)
-    return list(groups.values())
-
-
-def describe(scene: Scene) -> str:
-    """One caption from the layout.
-
-    One label: "a duck on the left" (the place only if all its objects share it).
-    Two or three labels: "a duck to the left of two apples, and a cat below the apples",
-    each relation between group centres. More labels: a plain list.
-    """
-    groups = _groups(scene)
-    if not groups:
-        raise ValueError("the scene has no objects to describe")
-    phrases = [noun_phrase(g.label, g.count) for g in groups]
-    if len(groups) == 1:
-        places = {region(o, scene.size) for o in groups[0].members}
-        return phrases[0] + (f" {REGION_PHRASE[places.pop()]}" if len(places) == 1 else "")
-    if len(groups) > 3:
-        return ", ".join(phrases[:-1]) + f" and {phrases[-1]}"
-    parts = [f"{phrases[0]} {relation(groups[0].centre, groups[1].centre)} {phrases[1]}"]
-    for prev, group, phrase in zip(groups[1:], groups[2:], phrases[2:]):
-        parts.append(f"{phrase} {relation(group.centre, prev.centre)} {prev.definite()}")
-    return ", and ".join(parts)
-
-
-WHAT_QUESTIONS = {"left": "what is on the left?", "right": "what is on the right?",
-                  "top": "what is at the top?", "bottom": "what is at the bottom?"}
-
-
-def _extreme_label(scene: Scene, direction: str) -> str | None:
-    """The label furthest in `direction`, if it leads every other label by a clear margin."""
-    axis = 0 if direction in ("left", "right") else 1
-    sign = -1 if direction in ("left", "top") else 1
-    ranked = sorted(scene.objects, key=lambda o: sign * o.centre[axis], reverse=True)
-    first = ranked[0]
-    rival = next((o for o in ranked if o.label != first.label), None)
-    if rival is None or sign * (first.centre[axis] - rival.centre[axis]) < WHAT_MARGIN * scene.size:
-        return None
-    return first.label
-
-
-def questions(scene: Scene, rng: Rng = 0, labels: Sequence[str] | None = None) -> list[dict]:
-    """Question/answer pairs about a scene, each {"question", "answer", "type"}.
-
-    Types: "what" (the label furthest left/right/top/bottom when unambiguous, or "what is in the
-    picture?" with one label), "count" (answers are number words: "two"), "where" (a label that
-    occurs once: left/right/top/bottom/middle), and "exists": one "yes" and one "no" per scene,
-    the "no" about a label from `labels` that is absent (no "exists" pair without `labels`).
-    """
-    rng = as_rng(rng)
-    groups = _groups(scene)
-    if not groups:
-        raise ValueError("the scene has no objects to ask about")
-    qa = []
-
-    def ask(question: str, answer: str, kind: str) -> None:
-        qa.append({"question": question, "answer": answer, "type": kind})
-
-    if len(groups) == 1:
-        ask("what is in the picture?", groups[0].label, "what")
-    else:
-        clear = [(d, label) for d in WHAT_QUESTIONS if (label := _extreme_label(scene, d)) is not None]
-        if clear:
-            direction, label = clear[rng.integers(len(clear))]
-            ask(WHAT_QUESTIONS[direction], label, "what")
-
-    group = groups[rng.integers(len(groups))]
-    ask(f"how many {plural(group.label)} are there?", number_word(group.count), "count")
-
-    singles = [g for g in groups if g.count == 1]
-    if singles:
-        group = singles[rng.integers(len(singles))]
-        ask(f"where is the {group.label}?", region(group.members[0], scene.size), "where")
-
-    present = [g.label for g in groups]
-    absent = sorted(set(labels or ()) - set(present))
-    if absent:
-        yes, no = present[rng.integers(len(present))], absent[rng.integers(len(absent))]
-        ask(f"is there {article(yes)} {yes}?", "yes", "exists")
-        ask(f"is there {article(no)} {no}?", "no", "exists")
-    return qa
-
-
 # ---------------------------------------------------------------- storage
 
 def segmentation(scene: Scene) -> Image.Image:
@@ -533,6 +325,8 @@ def scenes_to_dataset(scenes: Sequence[Scene], seed: int = 0, labels: Sequence[s
     per scene: object i's mask is `np.array(row["segmentation"]) == i + 1`.
     """
     import datasets  # heavy import, only needed when storing
+
+    from mmcourse.data.grammar import describe, questions
 
     pool = sorted(set(labels) if labels is not None else {o.label for s in scenes for o in s.objects})
     features = datasets.Features({

@@ -1,59 +1,154 @@
-"""Train/test splits that measure generalisation: whole groups (stamps, categories) held out.
+"""Train / validation / test splits that measure generalisation, with no content on two sides.
 
 Splitting rows at random would put the same stamp, in different scenes or recordings, on both
 sides and reward memorising it. Here every group (all rows with one `group_column` value)
-lands in exactly one split, and whole categories can be held out for zero-shot tests.
+lands in exactly one split, whole categories can be held out for zero-shot tests, and groups
+that share any content are kept together: Tux Paint ships byte-identical recordings and
+images under different stamp names (`flower1..8_desc_fr.ogg` are one recording), so rows are
+linked through content hashes (`link_columns`) and each connected component of the
+"shares a hash with" graph moves as one piece.
+
+    parts = split_by_group(stamps, "id", link_columns=["image_sha", "sound_sha", "description_shas"])
+    assert_disjoint(parts, ["image_sha", "sound_sha", "description_shas"])   # never fails by construction
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from datasets import Dataset, DatasetDict
 
+SPLITS = ("train", "validation", "test")
 
-def split_by_group(ds: Dataset, group_column: str = "id", test_fraction: float = 0.2, seed: int = 0,
-                   holdout: Iterable | None = None, holdout_column: str = "top_category") -> DatasetDict:
-    """Split `ds` into "train" and "test" by group, plus "heldout" when `holdout` is given.
 
-    `test_fraction` is the share of groups (not rows) that go to test. Rows whose
-    `holdout_column` value is in `holdout` (e.g. `holdout=["vehicles"]`) form "heldout", with
-    every other row of their groups, so no held-out value and no group appears in train or
-    test. The same `seed` always gives the same split; rows keep their order within a split.
+def content_hash(data: bytes) -> str:
+    """A short, stable fingerprint of some bytes (sha1, 16 hex digits): equal content, equal hash."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"content_hash needs bytes, got {type(data).__name__}")
+    return hashlib.sha1(bytes(data)).hexdigest()[:16]
+
+
+def _values(cell: Any) -> list:
+    """The hashes one cell holds: none (None), one (a string) or several (a list)."""
+    if cell is None:
+        return []
+    if isinstance(cell, (list, tuple)):
+        return [v for v in cell if v is not None]
+    return [cell]
+
+
+class _UnionFind:
+    def __init__(self, items: Iterable):
+        self.parent = {item: item for item in items}
+
+    def find(self, item):
+        root = item
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[item] != root:  # path compression
+            self.parent[item], item = root, self.parent[item]
+        return root
+
+    def union(self, a, b) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb, key=str)] = min(ra, rb, key=str)  # order-independent roots
+
+
+def linked_groups(ds: Dataset, group_column: str, link_columns: Sequence[str] = ()) -> dict:
+    """Map each group to a component id: groups that share any value in `link_columns` meet."""
+    for column in (group_column, *link_columns):
+        _require_column(ds, column)
+    groups = list(ds[group_column])
+    components = _UnionFind(set(groups))
+    for column in link_columns:
+        owner: dict = {}
+        for group, cell in zip(groups, ds[column]):
+            for value in _values(cell):
+                components.union(owner.setdefault(value, group), group)
+    return {g: components.find(g) for g in set(groups)}
+
+
+def split_by_group(ds: Dataset, group_column: str = "id", test_fraction: float = 0.2,
+                   val_fraction: float = 0.1, seed: int = 0, link_columns: Sequence[str] = (),
+                   holdout: Iterable | str | None = None,
+                   holdout_column: str = "top_category") -> DatasetDict:
+    """Split `ds` into "train", "validation" and "test" by group, plus "heldout" when `holdout` is given.
+
+    `test_fraction` and `val_fraction` are shares of the components (groups linked by shared
+    content, see the module docstring), not of rows. Rows whose `holdout_column` value is in
+    `holdout` (e.g. `holdout=["vehicles"]`) form "heldout", together with every row linked to
+    them, so no held-out value, group or content appears in the other splits. The same `seed`
+    always gives the same split; rows keep their order within a split.
     """
     if len(ds) == 0:
         raise ValueError("cannot split an empty dataset (0 rows)")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
-    _require_column(ds, group_column)
+    for name, fraction in (("test_fraction", test_fraction), ("val_fraction", val_fraction)):
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"{name} must be between 0 and 1 (exclusive), got {fraction}")
+    if test_fraction + val_fraction >= 1.0:
+        raise ValueError(f"test_fraction + val_fraction = {test_fraction + val_fraction} leaves "
+                         "nothing to train on; keep their sum below 1")
+    component = linked_groups(ds, group_column, link_columns)
     groups = list(ds[group_column])
 
-    held_groups: set = set()
+    held: set = set()
     if holdout is not None:
-        held = {holdout} if isinstance(holdout, str) else set(holdout)
+        wanted = {holdout} if isinstance(holdout, str) else set(holdout)
         _require_column(ds, holdout_column)
         values = list(ds[holdout_column])
-        absent = held - set(values)
+        absent = wanted - set(values)
         if absent:
             raise ValueError(f"holdout values {sorted(absent, key=str)} do not occur in column "
                              f"{holdout_column!r}; it has {sorted(set(values), key=str)[:20]}")
-        held_groups = {g for g, v in zip(groups, values) if v in held}
+        held = {component[g] for g, v in zip(groups, values) if v in wanted}
 
     # Sort before shuffling so the split depends on the seed, not on the row order.
-    candidates = sorted({g for g in groups if g not in held_groups}, key=str)
-    if len(candidates) < 2:
-        raise ValueError(f"need at least 2 groups in {group_column!r} outside the holdout to make "
-                         f"train and test, found {len(candidates)}")
-    n_test = min(max(1, round(test_fraction * len(candidates))), len(candidates) - 1)
-    order = np.random.default_rng(seed).permutation(len(candidates))
-    test_groups = {candidates[i] for i in order[:n_test]}
+    candidates = sorted({c for c in component.values() if c not in held}, key=str)
+    if len(candidates) < 3:
+        raise ValueError(f"need at least 3 groups in {group_column!r} (after linking shared content) "
+                         f"outside the holdout to make train, validation and test; found {len(candidates)}")
+    n = len(candidates)
+    n_test = min(max(1, round(test_fraction * n)), n - 2)  # every split keeps at least one component
+    n_val = min(max(1, round(val_fraction * n)), n - 1 - n_test)
+    order = [candidates[i] for i in np.random.default_rng(seed).permutation(len(candidates))]
+    part_of = {c: "test" for c in order[:n_test]}
+    part_of |= {c: "validation" for c in order[n_test:n_test + n_val]}
+    part_of |= {c: "heldout" for c in held}
 
-    rows: dict[str, list[int]] = {"train": [], "test": [], "heldout": []}
+    rows: dict[str, list[int]] = {"train": [], "validation": [], "test": [], "heldout": []}
     for i, g in enumerate(groups):
-        split = "heldout" if g in held_groups else "test" if g in test_groups else "train"
-        rows[split].append(i)
-    names = ["train", "test"] + (["heldout"] if holdout is not None else [])
+        rows[part_of.get(component[g], "train")].append(i)
+    names = list(SPLITS) + (["heldout"] if holdout is not None else [])
     return DatasetDict({name: ds.select(rows[name]) for name in names})
+
+
+def shared_content(parts: DatasetDict | dict, columns: Sequence[str]) -> dict[str, set]:
+    """Values of `columns` (hashes, ids) that occur in more than one split: {column: values}."""
+    shared = {}
+    for column in columns:
+        seen: dict = {}
+        clash = set()
+        for name, part in parts.items():
+            _require_column(part, column)
+            for cell in part[column]:
+                for value in _values(cell):
+                    if seen.setdefault(value, name) != name:
+                        clash.add(value)
+        if clash:
+            shared[column] = clash
+    return shared
+
+
+def assert_disjoint(parts: DatasetDict | dict, columns: Sequence[str]) -> None:
+    """Raise ValueError if any value of `columns` (a hash, an id) occurs in two splits."""
+    shared = shared_content(parts, columns)
+    if shared:
+        detail = "; ".join(f"{len(v)} values of {c!r}, e.g. {sorted(v, key=str)[:3]}" for c, v in shared.items())
+        raise ValueError(f"the splits share content: {detail}. Split with "
+                         f"link_columns={list(columns)} so that linked rows stay together")
 
 
 def _require_column(ds: Dataset, column: str) -> None:

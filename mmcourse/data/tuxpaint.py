@@ -19,6 +19,7 @@ import hashlib
 import io
 import os
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,13 +28,15 @@ from datasets import Audio, Dataset, DatasetInfo, Features, Image, List, Value
 from PIL import Image as PILImage
 from tqdm.auto import tqdm
 
+import mmcourse.text
 from mmcourse.data.cache import cached_dataset
+from mmcourse.data.splits import content_hash
+from mmcourse.text import singular
 
 ROOT_ENV = "MMCOURSE_TUXPAINT_DIR"
 DEFAULT_ROOT = Path("/usr/share/tuxpaint/stamps")
 PACKAGE = "tuxpaint-stamps-default"
 MAX_SIDE = 256  # images are downscaled to this longest side to keep the cache small
-VERSION = 2  # bump when the build changes what it produces
 
 AUDIO_MAGIC = (b"OggS", b"RIFF")  # Ogg and WAV files start with these bytes
 VARIANT_SUFFIXES = ("_mirror", "_flip")  # pre-drawn mirrored/flipped copies of another stamp
@@ -49,6 +52,11 @@ STAMP_FEATURES = Features({
     "tags": List(Value("string")),              # ["animal", "bird", "duck"]
     "sound": Audio(),                           # None where the stamp has no sound effect
     "descriptions": List({"lang": Value("string"), "audio": Audio()}),  # spoken captions
+    # Content fingerprints (mmcourse.data.splits.content_hash): Tux Paint ships identical
+    # files under different names, and splits must keep them on one side.
+    "image_sha": Value("string"),               # of the decoded RGBA pixels
+    "sound_sha": Value("string"),               # of the sound file's bytes; None without sound
+    "description_shas": List(Value("string")),  # one per entry of `descriptions`, same order
 })
 
 SPOKEN_FEATURES = Features({
@@ -59,7 +67,11 @@ SPOKEN_FEATURES = Features({
     "text_lang": Value("string"),               # `lang`, or "en" where the .txt lacks that language
     "category": Value("string"),
     "top_category": Value("string"),
+    "audio_sha": Value("string"),               # of the recording's bytes (identical files share it)
 })
+
+# What the cached datasets depend on: edit any of these and the next load rebuilds.
+RECIPE = (sys.modules[__name__], mmcourse.text, content_hash, MAX_SIDE)
 
 # Function words only: sklearn's English list also drops content words such as "fire" or "back".
 # "i" and "us" stay: in captions they are the letter I and the US.
@@ -71,15 +83,6 @@ how can could will would shall should may might must do does did has have had no
 than then very too also only just some any each every all both such own same other another
 called named make makes made
 """.split())
-
-# Irregular plurals that the suffix rules below would get wrong.
-_IRREGULAR = {"mice": "mouse", "geese": "goose", "teeth": "tooth", "feet": "foot",
-              "children": "child", "men": "man", "women": "woman", "leaves": "leaf",
-              "knives": "knife", "wolves": "wolf", "loaves": "loaf", "dice": "die"}
-# Words that end in -s but are not plurals of a shorter word (or have none).
-_NOT_PLURAL = {"clothes", "christmas", "mars", "news", "series", "species", "canvas", "atlas",
-               "pants", "jeans", "scissors", "trousers", "shorts", "binoculars", "pyjamas"}
-
 
 def stamps_root() -> Path:
     """The folder holding the stamps: $MMCOURSE_TUXPAINT_DIR, else /usr/share/tuxpaint/stamps."""
@@ -103,7 +106,7 @@ def load_stamps(rebuild: bool = False) -> Dataset:
     """
     root = stamps_root()
     return cached_dataset(_cache_name("tuxpaint-stamps", root), lambda: _build_stamps(root),
-                          VERSION, rebuild)
+                          RECIPE, rebuild)
 
 
 def load_spoken_descriptions(langs: str | list[str] | None = None, rebuild: bool = False) -> Dataset:
@@ -115,7 +118,7 @@ def load_spoken_descriptions(langs: str | list[str] | None = None, rebuild: bool
     """
     root = stamps_root()
     ds = cached_dataset(_cache_name("tuxpaint-spoken", root), lambda: _build_spoken(root),
-                        VERSION, rebuild)
+                        RECIPE, rebuild)
     if langs is None:
         return ds
     wanted = {langs} if isinstance(langs, str) else set(langs)
@@ -154,28 +157,13 @@ def caption_tags(caption: str, category: str) -> list[str]:
     ['food', 'fruit', 'two', 'red', 'apple']
     """
     words = _words(category.replace("/", " ").replace("_", " ").replace("-", " ")) + _words(caption)
-    tags = [_singular(w) for w in words if w not in STOPWORDS]
+    tags = [singular(w) for w in words if w not in STOPWORDS]
     return list(dict.fromkeys(tags))
 
 
 def _words(text: str) -> list[str]:
     # Letters only (any script); "grandma's" -> "grandma", "don't" -> "don".
     return [w.split("'")[0] for w in re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)*", text.lower().replace("’", "'"))]
-
-
-def _singular(word: str) -> str:
-    """Simple English plural folding: berries -> berry, boxes -> box, cars -> car."""
-    if word in _IRREGULAR:
-        return _IRREGULAR[word]
-    if word in _NOT_PLURAL:
-        return word
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes", "zes")):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
 
 
 # --- building ------------------------------------------------------------------------------
@@ -258,22 +246,24 @@ def _audio_ok(path: Path, skipped: Counter) -> bool:
 
 
 def _descriptions(stamp: _StampFiles, skipped: Counter) -> list[dict]:
-    return [{"lang": lang, "audio": str(path)} for lang, path in sorted(stamp.descriptions.items())
-            if _audio_ok(path, skipped)]
+    """{"lang", "audio" (the path), "sha"} for each readable spoken description of a stamp."""
+    return [{"lang": lang, "audio": str(path), "sha": content_hash(path.read_bytes())}
+            for lang, path in sorted(stamp.descriptions.items()) if _audio_ok(path, skipped)]
 
 
-def _png_bytes(path: Path, skipped: Counter) -> bytes | None:
-    """The image as RGBA PNG bytes, longest side <= MAX_SIDE; None (counted) if unreadable."""
+def _png_bytes(path: Path, skipped: Counter) -> tuple[bytes, str] | None:
+    """(RGBA PNG bytes with longest side <= MAX_SIDE, hash of the pixels); None (counted) if unreadable."""
     try:
         with PILImage.open(path) as im:
             im = im.convert("RGBA")
     except (OSError, SyntaxError, ValueError):  # what PIL raises for truncated or foreign files
         skipped["unreadable images"] += 1
         return None
+    sha = content_hash(f"{im.size}".encode() + im.tobytes())  # same pixels, same hash, whatever the file
     im.thumbnail((MAX_SIDE, MAX_SIDE), PILImage.Resampling.LANCZOS)  # never enlarges
     buf = io.BytesIO()
     im.save(buf, format="PNG")
-    return buf.getvalue()
+    return buf.getvalue(), sha
 
 
 def _build_stamps(root: Path) -> Dataset:
@@ -284,9 +274,13 @@ def _build_stamps(root: Path) -> Dataset:
         image = _png_bytes(stamp.image, skipped) if row else None
         if image is None:
             continue
-        sound = str(stamp.sound) if stamp.sound and _audio_ok(stamp.sound, skipped) else None
-        rows.append({**row, "image": {"bytes": image, "path": None}, "sound": sound,
-                     "descriptions": _descriptions(stamp, skipped)})
+        sound = stamp.sound if stamp.sound and _audio_ok(stamp.sound, skipped) else None
+        descriptions = _descriptions(stamp, skipped)
+        rows.append({**row, "image": {"bytes": image[0], "path": None}, "image_sha": image[1],
+                     "sound": str(sound) if sound else None,
+                     "sound_sha": content_hash(sound.read_bytes()) if sound else None,
+                     "descriptions": [{"lang": d["lang"], "audio": d["audio"]} for d in descriptions],
+                     "description_shas": [d["sha"] for d in descriptions]})
     if not rows:
         raise ValueError(f"no usable stamps in {root}: {_skip_text(skipped)}")
     n_sound = sum(r["sound"] is not None for r in rows)
@@ -310,7 +304,8 @@ def _build_spoken(root: Path) -> Dataset:
             text_lang = desc["lang"] if desc["lang"] in by_lang else "en"
             rows.append({"stamp_id": stamp.id, "lang": desc["lang"], "audio": desc["audio"],
                          "text": by_lang.get(desc["lang"], text["caption"]), "text_lang": text_lang,
-                         "category": text["category"], "top_category": text["top_category"]})
+                         "category": text["category"], "top_category": text["top_category"],
+                         "audio_sha": desc["sha"]})
     if not rows:
         raise ValueError(f"no spoken descriptions (<name>_desc*.ogg) found in {root}")
     langs = Counter(r["lang"] for r in rows)
