@@ -7,6 +7,9 @@ READY := $(VENV)/.mmcourse-ready
 TUXPAINT_DIR := $(or $(MMCOURSE_TUXPAINT_DIR),/usr/share/tuxpaint/stamps)
 APT_PACKAGES := ffmpeg espeak-ng tuxpaint-stamps-default
 NBVAL := --nbval-lax --nbval-kernel-name=mmcourse --nbval-cell-timeout=900
+# PyTorch's OpenMP threads spin while they wait; beside other busy processes that makes
+# training many times slower. Passive waiting costs little when the machine is quiet.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: help setup system course test unit lab clean
 .DEFAULT_GOAL := help
@@ -42,7 +45,8 @@ $(READY): pyproject.toml
 	  echo "Could not create $(VENV): on Debian/Ubuntu run  sudo apt-get install python3-venv"; exit 1; }
 	$(PY) -m pip install --quiet --upgrade "pip>=23"
 	$(PY) -m pip install --quiet -e ".[dev]"
-	$(PY) -m ipykernel install --sys-prefix --name mmcourse --display-name "Python (mmcourse)" >/dev/null
+	$(PY) -m ipykernel install --sys-prefix --name mmcourse --display-name "Python (mmcourse)" \
+	  --env OMP_WAIT_POLICY PASSIVE >/dev/null
 	@touch $@
 	@echo "Environment ready in $(VENV)"
 

@@ -5,7 +5,14 @@ runtime (seeds, device, profile, paths), training (the shared loop), text (vocab
 viz (figures, players), report (results files), data/ (offline datasets), and one module
 per notebook topic.
 """
-from mmcourse.runtime import Runtime, setup
+import os
+
+# OpenMP threads that spin while waiting make PyTorch many times slower beside other busy
+# processes (README, "Measured speed"). This only takes effect if torch is not imported yet;
+# `make` and the course's Jupyter kernel set it before Python starts.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from mmcourse.runtime import Runtime, setup  # noqa: E402
 
 __all__ = ["Runtime", "setup"]
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""Rules every committed notebook follows (COURSE.md section 4 and 6)."""
+"""Rules every committed notebook follows (COURSE.md sections 4 and 6)."""
+import re
 from pathlib import Path
 
 import nbformat
@@ -7,6 +8,10 @@ import pytest
 from mmcourse.course import find_notebooks
 
 NOTEBOOKS = find_notebooks(Path(__file__).resolve().parents[1] / "notebooks")
+
+
+def _code(nb) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
 def test_course_notebook_names_are_numbered_and_unique():
@@ -23,15 +28,34 @@ def test_committed_without_outputs(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_shape_title_setup_and_results_cell(path):
+def test_title_setup_cell_with_autoreload_and_kernel(path):
     nb = nbformat.read(path, as_version=4)
-    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
-    code = [c.source for c in nb.cells if c.cell_type == "code"]
-    assert any("setup(" in src for src in code[:3]), "one of the first cells calls mmcourse.setup()"
-    results = [src for src in code if "Results(" in src]
-    assert results, "a results cell records the metrics"
-    last = code[-1] if ".require(" in code[-1] else next((s for s in reversed(code) if ".require(" in s), "")
-    assert ".write(" in "".join(code) and ".require(" in last, "the results cell writes and asserts bars"
-    assert f'"{path.stem}"' in "".join(results) or f"'{path.stem}'" in "".join(results), \
-        "Results is named after the notebook's stem"
+    assert re.match(rf"# {path.stem[:2]} · \S", nb.cells[0].source), "the first cell is the '# NN · title' markdown"
+    first = _code(nb)[0]
+    # Exercises edit mmcourse: autoreload makes the edits take effect without a restart.
+    assert "%load_ext autoreload" in first and "%autoreload 2" in first
+    setup_cells = [src for src in _code(nb)[:3] if re.search(r"\bsetup\(", src)]
+    assert setup_cells, "one of the first three code cells calls mmcourse.setup()"
     assert nb.metadata.get("kernelspec", {}).get("name") == "mmcourse"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_results_are_written_then_every_bar_checked_in_the_last_cell(path):
+    code = _code(nb := nbformat.read(path, as_version=4))
+    assert re.search(rf"""Results\(\s*["']{path.stem}["']""", "\n".join(code)), \
+        "Results is named after the notebook's stem"
+    assert ".write()" in "\n".join(code), "the results are written to build/metrics"
+    assert re.search(r"\bresults\.check\(\)", code[-1]), "the last code cell asserts the bars: results.check()"
+    assert "bar=" in "\n".join(code), "at least one metric carries a bar"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_exercises_have_collapsed_answers(path):
+    nb = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    exercises = text[text.find("Exercises"):]
+    assert "Exercises" in text, "the notebook ends with exercises"
+    numbered = re.findall(r"^\s*\d+\.\s+\*\*", exercises, flags=re.M)
+    answers = re.findall(r"<details>", exercises)
+    assert numbered and len(answers) >= len(numbered), \
+        f"{len(numbered)} exercises but {len(answers)} collapsed <details> answers"
