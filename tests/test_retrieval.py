@@ -73,6 +73,14 @@ def test_chance_levels_by_hand():
     assert chance_precision_at_k(rel, 2) == pytest.approx(2 / 5)
     assert chance_tag_recall_at_k(rel, 2) == pytest.approx(2 / 5)
     assert chance_recall_at_k(rel, 9) == 1.0  # k beyond N sees everything
+    # ... and then precision@k is (positives found = p) / k, for the model and for chance alike.
+    assert chance_precision_at_k(rel, 10) == pytest.approx(2 / 10)
+    assert precision_at_k(torch.rand(1, 5), rel[:1], 10) == pytest.approx(2 / 10)
+
+
+def test_chance_precision_with_nothing_relevant_is_an_error_not_nan():
+    with pytest.raises(ValueError, match="no query has a relevant item"):
+        chance_precision_at_k(torch.zeros(2, 5, dtype=torch.bool), 2)
 
 
 def test_chance_levels_match_random_rankings():

@@ -1,6 +1,7 @@
 """The shared training loop: learning, reproducibility, clipping, early stopping, checkpoints, DDP."""
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -297,30 +298,51 @@ from pathlib import Path
 import torch, torch.distributed as dist, torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
+from mmcourse import tagging
 from mmcourse.runtime import seed_everything
-from mmcourse.training import fit, make_loader, unwrap
+from mmcourse.training import all_gather_cat, fit, make_loader, unwrap
 
 out, rank = Path(sys.argv[1]), int(os.environ["RANK"])
 g = torch.Generator().manual_seed(0)
-x = torch.randn(128, 4, generator=g)
+x = torch.randn(228, 4, generator=g)
 y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
-data = TensorDataset(torch.arange(128), x, y)
+data = TensorDataset(torch.arange(128), x[:128], y[:128])
+val = TensorDataset(torch.arange(100), x[128:], y[128:])  # 50 per rank: batches of 32 and 18
 seen = []
 
 def loss_fn(model, batch):
-    assert isinstance(model, nn.parallel.DistributedDataParallel)
+    assert isinstance(model, nn.parallel.DistributedDataParallel) or not model.training
     index, x, y = batch
     if model.training:
         seen.append(index.tolist())
     return F.mse_loss(model(x), y)
 
+def val_fn(model, loader):
+    # A ranking metric must see the whole gallery: gather the shards first.
+    index = all_gather_cat(torch.cat([batch[0] for batch in loader]))
+    return {"gallery": len(index), "distinct": len(set(index.tolist()))}
+
 seed_everything(rank)  # different initial weights per rank: DDP must start them equal
 model = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 1))
 history = fit(model, make_loader(data, 8, shuffle=True, seed=0), loss_fn, epochs=5, lr=3e-2,
-              device="cpu", val_loader=make_loader(data, 32), patience=10,
+              device="cpu", val_loader=make_loader(val, 32), patience=10,
               checkpoint=out / "ckpt.pt")
-torch.save({"model": model.state_dict(), "history": history.records, "seen": seen,
-            "backend": dist.get_backend()}, out / f"rank{rank}.pt")
+with torch.no_grad():
+    full_val_loss = F.mse_loss(model(x[128:]), y[128:]).item()
+seen_in_training = list(seen)
+gathered = fit(model, make_loader(data, 8), loss_fn, epochs=1, lr=0.0, device="cpu",
+               val_loader=make_loader(val, 32), val_fn=val_fn, progress=False)
+
+# The course's own contrastive step under DDP: every parameter, the temperature too, stays in sync.
+seed_everything(10 + rank)
+images, tags = torch.rand(32, 3, 16, 16), torch.rand(32, 5) > 0.5
+tags[:, 0] = True
+joint = tagging.JointEmbedding(num_tags=5, dim=8, width=4)
+fit(joint, make_loader(TensorDataset(images, tags), 8, shuffle=True), tagging.clip_step, epochs=2,
+    lr=1e-2, device="cpu", progress=False)
+torch.save({"model": model.state_dict(), "history": history.records, "seen": seen_in_training,
+            "full_val_loss": full_val_loss, "gathered": gathered.records[-1],
+            "joint": unwrap(joint).state_dict(), "backend": dist.get_backend()}, out / f"rank{rank}.pt")
 dist.destroy_process_group()
 """
 
@@ -342,6 +364,14 @@ def test_torchrun_ddp_two_cpu_processes_agree_and_learn(tmp_path):
     h0, h1 = ranks[0]["history"], ranks[1]["history"]
     assert [r["train_loss"] for r in h0] == [r["train_loss"] for r in h1]  # averaged across ranks
     assert h0[-1]["train_loss"] < 0.2 * h0[0]["train_loss"]
+    # Validation is the mean over all 100 samples of both shards, not a mean of batch means.
+    assert h0[-1]["val_loss"] == pytest.approx(ranks[0]["full_val_loss"], rel=1e-5)
+    assert h0[-1]["val_loss"] == h1[-1]["val_loss"]
+    for r in ranks:  # a val_fn that gathers sees the whole validation set on every rank
+        assert r["gathered"]["val_gallery"] == r["gathered"]["val_distinct"] == 100
+    joint0, joint1 = ranks[0]["joint"], ranks[1]["joint"]
+    assert [k for k in joint0 if not torch.equal(joint0[k], joint1[k])] == []
+    assert not torch.equal(joint0["logit_scale"], torch.tensor(math.log(1 / 0.07)))  # it trained
 
     assert len(ranks[0]["seen"]) == len(ranks[1]["seen"]) == 5 * 8
     for epoch in range(5):  # 128 samples / 2 ranks / 8 per batch = 8 batches per rank-epoch
@@ -355,3 +385,11 @@ def test_torchrun_ddp_two_cpu_processes_agree_and_learn(tmp_path):
     assert proc.stdout.count("restored the weights of epoch") == 1  # only rank 0 prints
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt", "rank0.pt", "rank1.pt", "train_ddp.py"]
 
+
+
+def test_without_patience_no_best_weights_are_copied_or_checkpointed(tmp_path):
+    # Keeping a second copy of the weights only serves early stopping.
+    train(epochs=2, checkpoint=tmp_path / "c.pt")
+    assert load_checkpoint(tmp_path / "c.pt")["best"]["model"] is None
+    train(epochs=2, checkpoint=tmp_path / "p.pt", resume=False, patience=3)
+    assert load_checkpoint(tmp_path / "p.pt")["best"]["model"] is not None
