@@ -80,3 +80,32 @@ def _split(name: str, questions: tuple[list, list, list], image_paths: dict[int,
         "question_type": [question_type(a) for a in answer_words],
         "image_id": image_ids,
     }, features=FEATURES)
+
+
+COLORS = ("red", "green", "blue", "yellow", "teal", "black", "brown", "gray")
+
+
+def image_facts(rows: Dataset) -> dict[int, dict[str, str | None]]:
+    """The colour and shape of every image, read off its questions and answers.
+
+    {image_id: {"color": "red", "shape": "circle"}}, None where no question reveals it.
+    "what color is the circle?" -> circle (and the answer's colour); "is there not a red
+    shape?" -> "no" means red. Contradicting facts about one image raise ValueError.
+    """
+    table = rows.select_columns(["question", "answer", "image_id"]).to_dict()
+    facts: dict[int, dict[str, str | None]] = {}
+    for question, answer, image_id in zip(table["question"], table["answer"], table["image_id"]):
+        words = question.rstrip("?").split()
+        found = facts.setdefault(image_id, {"color": None, "shape": None})
+        named = {"color": [w for w in words if w in COLORS], "shape": [w for w in words if w in SHAPES]}
+        if answer in YES_NO:  # "is there (not) a red shape?": a fact only when the thing is there
+            if (answer == "yes") == ("not" in words or "no" in words):
+                continue
+        else:
+            named[question_type(answer)] = [answer]
+        for kind, values in named.items():
+            for value in values:
+                if found[kind] not in (None, value):
+                    raise ValueError(f"image {image_id}: questions say both {found[kind]} and {value}")
+                found[kind] = value
+    return facts

@@ -1,0 +1,151 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import auc, jaccard_score
+
+from mmcourse import localization as L
+
+SR = 8000
+
+
+# ---------------------------------------------------------------- metrics on hand-built maps
+
+def square(size=8, y=2, x=2, side=3):
+    m = np.zeros((size, size))
+    m[y:y + side, x:x + side] = 1
+    return m
+
+
+def test_ciou_hand_values():
+    truth = square()                                               # 9 pixels
+    assert L.ciou(truth, truth) == pytest.approx(1.0)
+    assert L.ciou(np.roll(truth, 1, axis=1), truth) == pytest.approx(6 / 12)   # 6 shared, 3 extra
+    assert L.ciou(np.ones((8, 8)), truth) == pytest.approx(9 / 64)          # a constant map selects all
+    assert L.ciou(square(y=5, x=5, side=2), truth) == 0.0
+
+
+def test_ciou_is_iou_for_binary_masks_and_uses_the_threshold():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        heat, truth = rng.random((16, 16)), rng.random((16, 16)) > 0.7
+        selected = (heat - heat.min()) / (heat.max() - heat.min()) >= 0.5
+        assert L.ciou(heat, truth) == pytest.approx(jaccard_score(truth.ravel(), selected.ravel()))
+    heat = np.array([[0.0, 0.4], [0.6, 1.0]])
+    truth = np.array([[0, 0], [1, 1]])
+    assert L.ciou(heat, truth, threshold=0.5) == 1.0 and L.ciou(heat, truth, threshold=0.3) == pytest.approx(2 / 3)
+
+
+def test_ciou_with_a_consensus_map():
+    truth = np.array([[1.0, 0.5], [0.0, 0.0]])                     # two annotators agree on one pixel
+    heat = np.array([[1.0, 1.0], [1.0, 0.0]])
+    # A = three pixels: sum g over A = 1.5; sum g = 1.5; one pixel of A has g = 0
+    assert L.ciou(heat, truth) == pytest.approx(1.5 / (1.5 + 1))
+
+
+def test_ciou_errors():
+    with pytest.raises(ValueError, match="same shape"):
+        L.ciou(np.ones((4, 4)), np.ones((8, 8)))
+    with pytest.raises(ValueError, match="empty"):
+        L.ciou(np.ones((4, 4)), np.zeros((4, 4)))
+
+
+def test_success_rate_and_auc_against_sklearn():
+    cious = np.array([0.1, 0.45, 0.5, 0.8, 1.0])
+    assert L.success_rate(cious) == pytest.approx(3 / 5)
+    rates = [np.mean(cious >= t) for t in L.AUC_THRESHOLDS]
+    assert L.success_auc(cious) == pytest.approx(auc(L.AUC_THRESHOLDS, rates))
+    assert L.success_auc(np.ones(3)) == pytest.approx(1.0)
+    assert L.success_auc(np.zeros(3)) == pytest.approx(0.05 / 2)    # only threshold 0 counts: one half-step
+
+
+def test_evaluate_and_bootstrap():
+    truth = square(16, 4, 4, 6)
+    result = L.evaluate([truth, np.ones((16, 16))], [truth, truth])
+    assert result["success"] == 0.5 and result["cious"][0] == 1.0
+    low, high = L.bootstrap_interval(np.array([0.0] * 50 + [1.0] * 50), seed=0)
+    assert 0.35 < low < 0.5 < high < 0.65
+
+
+def test_centre_prior_half_maximum_area():
+    prior = L.centre_prior(64, area=0.1)
+    selected = L.normalize_map(prior) >= 0.5
+    assert selected.mean() == pytest.approx(0.1, abs=0.01)
+    assert prior[32, 32] == prior.max() and np.allclose(prior, prior.T)
+
+
+# ---------------------------------------------------------------- model and losses
+
+def tiny(listen=True):
+    torch.manual_seed(0)
+    return L.SoundLocalizer(SR, dim=8, width=4, depth=2, listen=listen)
+
+
+def test_heatmap_attention_and_pair_scores():
+    visual = torch.nn.functional.normalize(torch.randn(3, 8, 4, 4), dim=1)
+    audio = torch.nn.functional.normalize(torch.randn(3, 8), dim=1)
+    scores = L.heatmap(visual, audio, 0.5)
+    assert torch.allclose(scores[1, 2, 3], visual[1, :, 2, 3] @ audio[1] / 0.5)
+    alpha, z = L.attend(visual, scores)
+    assert torch.allclose(alpha.sum((1, 2)), torch.ones(3))
+    assert torch.allclose(z[0], (visual[0] * alpha[0]).sum((1, 2)))
+    pairs = L.pair_scores(visual, audio, 0.5)
+    own = torch.nn.functional.normalize(z, dim=-1)
+    assert torch.allclose(pairs.diagonal(), (own * audio).sum(-1), atol=1e-6)
+
+
+def test_supervised_loss_is_zero_when_attention_matches_the_mask():
+    target = torch.zeros(2, 4, 4)
+    target[:, 1, 1:3] = 1.0
+    perfect = torch.where(target > 0, 0.0, -1e4)                   # softmax puts 1/2 on each masked cell
+    assert L.supervised_loss(perfect, target).item() == pytest.approx(0.0, abs=1e-6)
+    assert L.supervised_loss(torch.zeros(2, 4, 4), target).item() == pytest.approx(np.log(8), rel=1e-5)
+
+
+def test_mask_to_grid():
+    masks = torch.zeros(1, 8, 8, dtype=torch.bool)
+    masks[0, :4, :2] = True
+    grid = L.mask_to_grid(masks, (2, 2))
+    assert grid[0].tolist() == [[0.5, 0.0], [0.0, 0.0]]
+
+
+@pytest.mark.parametrize("mode", ["unsupervised", "supervised", "semi"])
+def test_steps_run_and_backpropagate(mode):
+    model = tiny()
+    images, waves = torch.rand(4, 3, 16, 16), torch.randn(4, SR // 2)
+    target = L.mask_to_grid(torch.rand(4, 16, 16) > 0.7, (4, 4))
+    labelled = torch.tensor([True, False, True, False])
+    loss, logs = L.localization_step(mode)(model, (images, waves, target, labelled))
+    loss.backward()
+    assert torch.isfinite(loss) and model.visual.blocks[0].weight.grad is not None
+    assert ("unsup" in logs) == (mode != "supervised") and ("sup" in logs) == (mode != "unsupervised")
+    with pytest.raises(ValueError, match="mode"):
+        L.localization_step("self-supervised")
+
+
+def test_visual_only_ignores_the_sound_and_frozen_visual_stays_frozen():
+    model = tiny(listen=False)
+    images = torch.rand(2, 3, 16, 16)
+    model.eval()
+    _, a1 = model(images, torch.randn(2, 4000))
+    _, a2 = model(images, torch.zeros(2, 4000))
+    assert torch.equal(a1, a2)
+    pretrained = tiny().visual
+    frozen = L.SoundLocalizer(SR, dim=8, width=4, depth=2, visual=pretrained).train()
+    assert not frozen.visual.training and not any(p.requires_grad for p in frozen.visual.parameters())
+
+
+def test_predict_heatmaps_shape_and_meta_device():
+    model = tiny()
+    maps = L.predict_heatmaps(model, torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8),
+                              torch.randn(5, 4000), size=16, batch_size=2)
+    assert maps.shape == (5, 16, 16) and torch.allclose(maps.sum((1, 2)) / 16, torch.ones(5), atol=0.2)
+    meta = tiny().to("meta")
+    visual, audio = meta(torch.rand(2, 3, 16, 16, device="meta"), torch.randn(2, 4000, device="meta"))
+    assert visual.device.type == "meta" and audio.device.type == "meta"
+    loss = L.unsupervised_loss(visual, audio, 0.1)
+    assert loss.device.type == "meta"
+
+
+def test_mismatched_batch_is_refused():
+    with pytest.raises(ValueError, match="one sound per scene"):
+        tiny()(torch.rand(2, 3, 16, 16), torch.randn(3, 4000))

@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmcourse import soundnet as SN
+
+
+def test_kl_distillation_matches_torch_kl_div():
+    torch.manual_seed(0)
+    logits = torch.randn(6, 9, requires_grad=True)
+    probs = torch.softmax(3 * torch.randn(6, 9), -1)
+    probs[0] = F.one_hot(torch.tensor(4), 9).float()             # zeros in the target: 0 log 0 = 0
+    ours = SN.kl_distillation(logits, probs)
+    ref = F.kl_div(logits.log_softmax(-1), probs, reduction="batchmean")
+    assert torch.allclose(ours, ref, atol=1e-6)
+    (g_ours,) = torch.autograd.grad(ours, logits)
+    logits2 = logits.detach().requires_grad_()
+    (g_ref,) = torch.autograd.grad(F.kl_div(logits2.log_softmax(-1), probs, reduction="batchmean"), logits2)
+    assert torch.allclose(g_ours, g_ref, atol=1e-6)
+
+
+def test_kl_distillation_hand_value_and_minimum():
+    p = torch.tensor([[0.5, 0.5]])
+    q_logits = torch.log(torch.tensor([[0.25, 0.75]]))
+    expected = 0.5 * np.log(0.5 / 0.25) + 0.5 * np.log(0.5 / 0.75)     # 0.1438
+    assert SN.kl_distillation(q_logits, p).item() == pytest.approx(expected, abs=1e-6)
+    assert SN.kl_distillation(torch.log(p), p).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_kl_distillation_refuses_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"\[B, K\]"):
+        SN.kl_distillation(torch.zeros(2, 3), torch.full((2, 4), 0.25))
+
+
+def test_top1_agreement():
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 5.0]])
+    probs = torch.tensor([[0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.1, 0.1, 0.8]])
+    assert SN.top1_agreement(logits, probs) == pytest.approx(2 / 3)
+
+
+def test_labels_and_classes():
+    assert SN.label_index(["b", "x", "a"], ["a", "b"]).tolist() == [1, -1, 0]
+    objects, categories = SN.teacher_classes(["f1"] * 5 + ["f2"] * 4, ["c"] * 8 + ["d"], min_count=5)
+    assert objects == ["f1"] and categories == ["c", "d"]
+
+
+def test_teacher_step_ignores_unknown_family():
+    torch.manual_seed(0)
+    teacher = SN.Teacher(3, 2, width=4, depth=2)
+    images = torch.rand(4, 3, 16, 16)
+    labels = torch.tensor([[0, 1], [-1, 0], [2, 1], [-1, 1]])
+    loss, logs = SN.teacher_step(teacher, (images, labels))
+    obj, cat = teacher(images)
+    expected = F.cross_entropy(obj[[0, 2]], labels[[0, 2], 0]) + F.cross_entropy(cat, labels[:, 1])
+    assert torch.allclose(loss, expected) and set(logs) == {"acc_obj", "acc_cat"}
+
+
+def test_soft_targets_are_distributions_for_uint8_and_float():
+    teacher = SN.Teacher(5, 3, width=4, depth=2)
+    images = torch.randint(0, 256, (7, 3, 16, 16), dtype=torch.uint8)
+    p_obj, p_cat = SN.soft_targets(teacher, images, batch_size=3)
+    assert p_obj.shape == (7, 5) and p_cat.shape == (7, 3)
+    assert torch.allclose(p_cat.sum(-1), torch.ones(7))
+    again, _ = SN.soft_targets(teacher, images.float() / 255)
+    assert torch.allclose(p_obj, again, atol=1e-6)
+
+
+def test_student_shapes_and_distill_step():
+    torch.manual_seed(0)
+    student = SN.Student(5, 3, width=4)
+    wave = torch.randn(4, 4000)
+    obj, cat = student(wave)
+    assert obj.shape == (4, 5) and cat.shape == (4, 3)
+    p_obj, p_cat = torch.softmax(torch.randn(4, 5), -1), torch.softmax(torch.randn(4, 3), -1)
+    loss, logs = SN.distill_step(student, (wave, p_obj, p_cat))
+    assert loss.item() == pytest.approx((SN.kl_distillation(obj, p_obj) + SN.kl_distillation(cat, p_cat)).item(),
+                                        rel=1e-5)
+    loss.backward()
+    assert student.encoder.layers[0][0].weight.grad is not None and set(logs) == {"agree_obj", "agree_cat"}
+
+
+def test_models_and_loss_stay_on_meta_device():
+    student = SN.Student(5, 3, width=4).to("meta")
+    obj, cat = student(torch.randn(2, 4000, device="meta"))
+    assert obj.device.type == "meta" and cat.device.type == "meta"
+    teacher = SN.Teacher(5, 3, width=4, depth=2).to("meta")
+    assert teacher(torch.randn(2, 3, 16, 16, device="meta"))[0].device.type == "meta"
+    loss = SN.kl_distillation(torch.randn(2, 5, device="meta"), torch.rand(2, 5, device="meta"))
+    assert loss.device.type == "meta"
+    assert SN.SoundClassifier(3, width=4).to("meta")(torch.randn(2, 4000, device="meta")).device.type == "meta"
+
+
+def test_transfer_features_probe_and_most_exciting():
+    torch.manual_seed(0)
+    encoder = SN.Student(5, 3, width=4).encoder
+    waves = torch.randn(12, 4000) * torch.linspace(0.1, 2.0, 12)[:, None]
+    feats = SN.transfer_features(encoder, waves, layer=2, batch_size=5)
+    assert feats.shape == (12, encoder.channels[2])
+    best = SN.most_exciting(encoder, waves, units=[0, 3], layer=2, k=2)
+    with torch.no_grad():
+        peaks = encoder.feature_maps(waves)[2].amax(-1)
+    assert best.shape == (2, 2) and best[1, 0].item() == peaks[:, 3].argmax().item()
+    # a probe separates two well-separated clusters
+    x = np.concatenate([np.random.default_rng(0).normal(0, 1, (20, 4)), np.random.default_rng(1).normal(5, 1, (20, 4))])
+    y = np.array([0] * 20 + [1] * 20)
+    assert (SN.linear_probe(x, y).predict(x) == y).mean() == 1.0
+
+
+def test_predict_concatenates_tuple_outputs():
+    student = SN.Student(5, 3, width=4)
+    obj, cat = SN.predict(student, torch.randn(7, 4000), batch_size=3)
+    assert obj.shape == (7, 5) and cat.shape == (7, 3)
+    assert SN.predict(SN.SoundClassifier(3, width=4), torch.randn(7, 4000), batch_size=3).shape == (7, 3)
