@@ -122,3 +122,33 @@ def frequency_scores(train_relevant: Tensor, num_queries: int) -> Tensor:
     """The frequency baseline's scores [num_queries, T]: every query ranks tags by training count."""
     counts = train_relevant.float().sum(dim=0)
     return counts.expand(num_queries, -1).clone()
+
+
+def median_rank(scores: Tensor, relevant: Tensor) -> float:
+    """medR of im2recipe: the rank (1 = top) of each query's best-placed positive, median over queries.
+
+    Ties count against the query: the rank is 1 + the number of non-relevant items scoring at
+    least as high as its best positive, so a model that scores everything alike gets the worst
+    rank, not a lucky one. A random ranking of N items with one positive each has medR about
+    (N + 1) / 2.
+    """
+    scores, relevant = _check(scores, relevant, 1)
+    best = scores.masked_fill(~relevant, float("-inf")).max(dim=1, keepdim=True).values   # [Q, 1]
+    ranks = 1 + ((scores >= best) & ~relevant).sum(dim=1)
+    return ranks.float().quantile(0.5).item()  # as numpy.median: the mean of the two middle ranks
+
+
+def csls_scores(queries: Tensor, items: Tensor, reference: Tensor, k: int = 10) -> Tensor:
+    """Cross-domain similarity local scaling (Conneau et al., 2018): cosine corrected for hubness.
+
+    CSLS(q, i) = 2 cos(q, i) - r(q) - r(i), where r(i) is the mean cosine of item i with its k
+    nearest `reference` vectors [R, D] (e.g. the training images), and r(q) the mean cosine of
+    query q with its k nearest items. An item close to everything (a hub) has a large r(i) and
+    is pushed down every query's ranking. The statistics r(i) come from `reference` alone, so
+    no test query shapes another's scores. Returns [Q, N].
+    """
+    cos = cosine_scores(queries, items)                                          # [Q, N]
+    k_items, k_ref = min(k, cos.shape[1]), min(k, len(reference))
+    r_item = cosine_scores(items, reference).topk(k_ref, dim=1).values.mean(dim=1)  # [N]
+    r_query = cos.topk(k_items, dim=1).values.mean(dim=1)                           # [Q]
+    return 2 * cos - r_query[:, None] - r_item[None, :]

@@ -23,7 +23,12 @@ from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from mmcourse.data.scenes import Stamp, compose_scene
+import datasets
+
+from mmcourse.data.scenes import Stamp, compose_scene, label_from_caption
+from mmcourse.data.splits import split_by_group
+from mmcourse.data.tuxpaint import caption_tags
+from mmcourse.text import singular
 from mmcourse.encoders import ImageCNN
 from mmcourse.runtime import item_rng
 
@@ -51,6 +56,62 @@ def multi_hot(tag_lists: Sequence[Sequence[str]], vocab: Sequence[str]) -> Tenso
             if tag in index:
                 out[row, index[tag]] = True
     return out
+
+
+# ------------------------------------------------------------------ splits
+
+LINK_COLUMNS = ("image_sha", "sound_sha", "description_shas")  # content that must not cross splits
+LABEL_STAMPS = (2, 8)  # stamps carrying a word that may be held out as a zero-shot label
+FAMILY_SIZE = (6, 20)  # stamps in a family that may be held out whole
+
+
+def family(category: str) -> str:
+    """The first two levels of a category path: "food/fruit/berries" -> "food/fruit"."""
+    return "/".join(category.split("/")[:2])
+
+
+def zero_shot_labels(stamps: datasets.Dataset, seed: int, n_val: int = 10,
+                     n_test: int = 20) -> tuple[list[str], list[str]]:
+    """The rule that picks the zero-shot labels, fixed before any result was seen: (validation, test).
+
+    DeViSE's test: object names that no training image carried. Candidates are the head nouns
+    of stamp captions ("A red apple." -> "apple") that are no category-path word and that 2-8
+    stamps carry (enough to measure, few enough to leave training intact). Each seed draws its
+    own n_val + n_test, so the seeds also spread over which labels are held out; the validation
+    labels choose the method, the test labels are scored once.
+    """
+    path_words = {w for c in stamps["category"] for w in caption_tags("", c)}
+    carried = Counter(t for tags in stamps["tags"] for t in set(tags))
+    heads = {singular(label.split()[-1].lower()) for label in map(label_from_caption, stamps["caption"]) if label}
+    low, high = LABEL_STAMPS
+    candidates = sorted(w for w in heads if low <= carried[w] <= high and w not in path_words)
+    if len(candidates) < n_val + n_test:
+        raise ValueError(f"only {len(candidates)} candidate labels; cannot hold out {n_val} + {n_test}")
+    drawn = np.random.default_rng(seed).choice(candidates, n_val + n_test, replace=False).tolist()
+    return sorted(drawn[:n_val]), sorted(drawn[n_val:])
+
+
+def zero_shot_families(stamps: datasets.Dataset, seed: int, n: int = 3) -> list[str]:
+    """A harder rule (exercise): `n` whole two-level families of FAMILY_SIZE stamps, drawn with `seed`."""
+    counts = Counter(family(c) for c in stamps["category"])
+    low, high = FAMILY_SIZE
+    candidates = sorted(f for f, c in counts.items() if "/" in f and low <= c <= high)
+    return sorted(np.random.default_rng(seed).choice(candidates, n, replace=False).tolist())
+
+
+def tagging_splits(stamps: datasets.Dataset, seed: int, held_labels: Sequence[str] = (),
+                   held_families: Sequence[str] = ()) -> datasets.DatasetDict:
+    """Notebook 01's splits: train / validation / test by whole stamps, and "heldout".
+
+    "heldout" has every stamp that carries a held-out label or belongs to a held-out family.
+    Stamps that share an image, a sound or a recording are linked (LINK_COLUMNS) and land in one
+    part, so no content is seen on two sides.
+    """
+    labels, families = set(held_labels), set(held_families)
+    held = [bool(labels & set(tags)) or family(c) in families for tags, c in zip(stamps["tags"], stamps["category"])]
+    stamps = stamps.add_column("held_out", held)
+    return split_by_group(stamps, "id", test_fraction=0.2, val_fraction=0.1, seed=seed, link_columns=LINK_COLUMNS,
+                          holdout=[True] if any(held) else None, holdout_column="held_out")
 
 
 # ------------------------------------------------------------------ augmented views

@@ -5,7 +5,7 @@ import torch
 from sklearn.metrics import top_k_accuracy_score
 from torchmetrics.retrieval import RetrievalHitRate, RetrievalPrecision, RetrievalRecall
 
-from mmcourse.retrieval import (chance_precision_at_k, chance_recall_at_k, chance_tag_recall_at_k,
+from mmcourse.retrieval import (chance_precision_at_k, chance_recall_at_k, chance_tag_recall_at_k, csls_scores,
                                 cosine_scores, frequency_scores, nearest, precision_at_k,
                                 recall_at_k, tag_recall_at_k, top_k_accuracy)
 
@@ -123,3 +123,21 @@ def test_bad_input_is_named():
         recall_at_k(SCORES, torch.zeros_like(RELEVANT), 1)
     with pytest.raises(ValueError, match="k must be"):
         recall_at_k(SCORES, RELEVANT, 0)
+
+
+def test_csls_by_hand_pushes_a_hub_down():
+    # Two queries, two items; item 1 is a hub: close to every reference vector.
+    queries = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    items = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    reference = torch.tensor([[0.0, 1.0], [0.28, 0.96], [1.0, 0.0]])
+    cos = queries @ items.T                                    # [[1, 0], [0.6, 0.8]]: all unit vectors
+    r_item = torch.tensor([(1.0 + 0.28) / 2, (1.0 + 0.96) / 2])  # top-2 cosines with the reference
+    r_query = cos.topk(2, dim=1).values.mean(dim=1)
+    expected = 2 * cos - r_query[:, None] - r_item[None, :]
+    scores = csls_scores(queries, items, reference, k=2)
+    assert torch.allclose(scores, expected, atol=1e-6)
+    # Query 1 prefers the hub by 0.2 in cosine; the hub's r is 0.34 higher: 2 * 0.2 > 0.34, it stays.
+    assert scores[1].argmax() == 1
+    near_tie = csls_scores(torch.tensor([[0.6, 0.8], [0.64, 0.768]]), items, reference, k=2)
+    # By 0.128 < 0.34 / 2, plain cosine still picks the hub, but CSLS no longer does.
+    assert near_tie[1].argmax() == 0 and cosine_scores(torch.tensor([[0.64, 0.768]]), items).argmax() == 1

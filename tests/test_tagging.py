@@ -253,3 +253,49 @@ def test_devise_step_moves_only_the_map():
     assert losses[-1] < losses[0]
     assert torch.equal(model.visual.blocks[0].weight, before)
     assert np.isfinite(losses).all()
+
+
+# ------------------------------------------------------------------ notebook 01's splits
+
+@pytest.fixture(scope="module")
+def stamps():
+    from mmcourse.data.tuxpaint import load_stamps, stamps_root
+    try:
+        stamps_root()
+    except FileNotFoundError:
+        pytest.skip("tuxpaint-stamps-default not installed")
+    return load_stamps()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_notebooks_splits_share_no_stamp_and_no_content(stamps, seed):
+    from mmcourse.data.splits import assert_disjoint
+    val_labels, test_labels = T.zero_shot_labels(stamps, seed)
+    assert len(val_labels) == 10 and len(test_labels) == 20 and not set(val_labels) & set(test_labels)
+    assert T.zero_shot_labels(stamps, seed) == (val_labels, test_labels)  # a fixed rule, not a choice
+    parts = T.tagging_splits(stamps, seed, held_labels=val_labels + test_labels)
+    assert list(parts) == ["train", "validation", "test", "heldout"]
+    assert_disjoint(parts, ["id", *T.LINK_COLUMNS])
+    assert sum(map(len, parts.values())) == len(stamps)
+    held = set(val_labels + test_labels)
+    for name in ["train", "validation", "test"]:
+        assert not any(held & set(tags) for tags in parts[name]["tags"]), f"a held-out label in {name}"
+    for label in held:  # every held-out label has images to be named
+        assert sum(label in tags for tags in parts["heldout"]["tags"]) >= 2
+
+
+def test_zero_shot_labels_are_object_names_not_category_words(stamps):
+    categories = {w for c in stamps["category"] for w in c.split("/")}
+    for seed in range(3):
+        val_labels, test_labels = T.zero_shot_labels(stamps, seed)
+        assert not categories & set(val_labels + test_labels)
+    with pytest.raises(ValueError, match="candidate labels"):
+        T.zero_shot_labels(stamps, 0, n_val=500)
+
+
+def test_held_out_families_leave_the_three_parts(stamps):
+    families = T.zero_shot_families(stamps, seed=0)
+    assert len(families) == 3 and all(f.count("/") == 1 for f in families)
+    parts = T.tagging_splits(stamps, 0, held_families=families)
+    for name in ["train", "validation", "test"]:
+        assert not {T.family(c) for c in parts[name]["category"]} & set(families)
