@@ -106,8 +106,11 @@ class Runtime:
 
     def describe(self) -> str:
         threads = torch.get_num_threads()
+        # How idle OpenMP threads wait decides how a busy machine slows us down (README, "Measured speed").
+        wait = os.environ.get("OMP_WAIT_POLICY", "unset (spinning)")
         return (f"seed={self.seed}  device={self.device}  profile={self.profile.name}  "
-                f"torch={torch.__version__}  threads={threads}  python={platform.python_version()}\n"
+                f"torch={torch.__version__}  threads={threads}  OMP_WAIT_POLICY={wait}  "
+                f"python={platform.python_version()}\n"
                 f"cache={self.cache}\nbuild={self.build}")
 
 

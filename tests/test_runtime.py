@@ -48,3 +48,12 @@ def test_setup_prints_its_choices(capsys, monkeypatch, tmp_path):
     out = capsys.readouterr().out
     assert rt.seed == 7 and rt.device.type == "cpu"
     assert "seed=7" in out and "device=cpu" in out and str(tmp_path) in out
+
+
+def test_describe_says_how_openmp_threads_wait(monkeypatch, tmp_path):
+    monkeypatch.setenv("MMCOURSE_CACHE", str(tmp_path / "c"))
+    monkeypatch.setenv("MMCOURSE_BUILD", str(tmp_path / "b"))
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    assert "OMP_WAIT_POLICY=PASSIVE" in runtime.setup(seed=0, device="cpu", verbose=False).describe()
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    assert "OMP_WAIT_POLICY=unset (spinning)" in runtime.setup(seed=0, device="cpu", verbose=False).describe()
