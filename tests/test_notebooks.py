@@ -34,6 +34,8 @@ def test_title_setup_cell_with_autoreload_and_kernel(path):
     first = _code(nb)[0]
     # Exercises edit mmcourse: autoreload makes the edits take effect without a restart.
     assert "%load_ext autoreload" in first and "%autoreload 2" in first
+    # Without it a headless kernel shows the figures made before the first pyplot call as text.
+    assert "%matplotlib inline" in first
     setup_cells = [src for src in _code(nb)[:3] if re.search(r"\bsetup\(", src)]
     assert setup_cells, "one of the first three code cells calls mmcourse.setup()"
     assert nb.metadata.get("kernelspec", {}).get("name") == "mmcourse"
