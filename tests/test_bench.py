@@ -8,12 +8,7 @@ def test_training_workload_runs_and_is_timed():
     assert 0 < bench.training_seconds(steps=2, size=32, width=4, batch_size=8) < 60
 
 
-def test_views_per_second_counts_views(monkeypatch):
-    from mmcourse.data.tuxpaint import stamps_root
-    try:
-        stamps_root()
-    except FileNotFoundError:
-        pytest.skip("tuxpaint-stamps-default not installed")
+def test_views_per_second_counts_views(tuxpaint):
     assert bench.views_per_second(workers=0, size=32, copies=1, batches=2, batch_size=8) > 0
 
 

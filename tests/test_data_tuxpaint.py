@@ -235,11 +235,7 @@ def test_identical_content_gets_identical_hashes(env):
 # --- the installed package (built once into the shared cache) -----------------------------
 
 @pytest.fixture(scope="module")
-def real():
-    try:
-        stamps_root()
-    except FileNotFoundError:
-        pytest.skip("tuxpaint-stamps-default not installed")
+def real(tuxpaint):
     return load_stamps()
 
 

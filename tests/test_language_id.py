@@ -6,15 +6,11 @@ from datasets import Dataset
 
 from mmcourse import language_id as lid
 from mmcourse.data.splits import assert_disjoint
-from mmcourse.data.tuxpaint import load_spoken_descriptions, stamps_root
+from mmcourse.data.tuxpaint import load_spoken_descriptions
 
 
 @pytest.fixture(scope="module")
-def spoken():
-    try:
-        stamps_root()
-    except FileNotFoundError:
-        pytest.skip("tuxpaint-stamps-default not installed")
+def spoken(tuxpaint):
     return load_spoken_descriptions(list(lid.LANGS))
 
 

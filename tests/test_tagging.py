@@ -258,12 +258,8 @@ def test_devise_step_moves_only_the_map():
 # ------------------------------------------------------------------ notebook 01's splits
 
 @pytest.fixture(scope="module")
-def stamps():
-    from mmcourse.data.tuxpaint import load_stamps, stamps_root
-    try:
-        stamps_root()
-    except FileNotFoundError:
-        pytest.skip("tuxpaint-stamps-default not installed")
+def stamps(tuxpaint):
+    from mmcourse.data.tuxpaint import load_stamps
     return load_stamps()
 
 
