@@ -119,6 +119,11 @@ def setup(seed: int = 0, device: str | None = None, profile: str | None = None,
     """The one call a notebook's first cell makes: seed everything, choose device and profile."""
     seed_everything(seed)
     dev = pick_device(device)
+    if dev.type == "cpu":
+        # Summing gradients into repeated indices (x[idx] with duplicates, as when a batch gathers
+        # one question vector per image) uses unordered atomic adds on several CPU threads, so two
+        # runs differ in the last bits and then drift apart. Deterministic mode adds in order.
+        torch.use_deterministic_algorithms(True, warn_only=True)
     rt = Runtime(seed=seed, device=dev, profile=pick_profile(dev, profile),
                  cache=cache_dir(), build=build_dir())
     if verbose:

@@ -57,3 +57,25 @@ def test_describe_says_how_openmp_threads_wait(monkeypatch, tmp_path):
     assert "OMP_WAIT_POLICY=PASSIVE" in runtime.setup(seed=0, device="cpu", verbose=False).describe()
     monkeypatch.delenv("OMP_WAIT_POLICY")
     assert "OMP_WAIT_POLICY=unset (spinning)" in runtime.setup(seed=0, device="cpu", verbose=False).describe()
+
+
+def test_cpu_runs_sum_repeated_indices_in_a_fixed_order(monkeypatch, tmp_path):
+    # x[idx] with repeated indices backpropagates through an accumulating index_put; on several
+    # CPU threads that is only reproducible in deterministic mode, which setup() turns on.
+    monkeypatch.setenv("MMCOURSE_CACHE", str(tmp_path / "c"))
+    monkeypatch.setenv("MMCOURSE_BUILD", str(tmp_path / "b"))
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        torch.use_deterministic_algorithms(False)
+        runtime.setup(seed=0, device="cpu", verbose=False)
+        assert torch.are_deterministic_algorithms_enabled()
+        idx = torch.randint(0, 50, (200_000,), generator=torch.Generator().manual_seed(0))
+        weights = torch.rand(200_000, 16, generator=torch.Generator().manual_seed(2))
+        grads = []
+        for _ in range(5):
+            x = torch.rand(50, 16, generator=torch.Generator().manual_seed(1), requires_grad=True)
+            (x[idx] * weights).sum().backward()
+            grads.append(x.grad)
+        assert all(torch.equal(grads[0], g) for g in grads[1:])
+    finally:
+        torch.use_deterministic_algorithms(before)
