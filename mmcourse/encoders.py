@@ -4,6 +4,7 @@ Each turns one modality into vectors; the notebooks' own modules only add what i
 to their task (a loss, a decoder, an attention). All are small on purpose, sized by a
 `width` so the gpu profile can make them bigger without code changes.
 
+    image_batch      PIL images -> the float [N, 3, S, S] tensor ImageCNN reads
     ImageCNN         images [B, 3, H, W] -> feature map [B, C, h, w] or one vector [B, D]
     TextEncoder      token ids [B, L] -> per-token states [B, L, D] and one vector [B, D]
     WaveformCNN      raw waveform [B, T] -> 1-D feature maps per layer, or one vector [B, D]
@@ -13,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torchaudio
+from PIL import Image
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -25,6 +28,15 @@ def _check_shape(name: str, x: Tensor, dims: int, what: str) -> None:
 
 
 # ---------------------------------------------------------------- images
+
+def image_batch(images: Sequence[Image.Image], size: int) -> Tensor:
+    """PIL images -> float [N, 3, size, size] in [0, 1] (resized with a box filter when needed)."""
+    if len(images) == 0:
+        raise ValueError("image_batch got no images")
+    arrays = [np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.BOX)
+                         if im.size != (size, size) else im.convert("RGB")) for im in images]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
+
 
 class ImageCNN(nn.Module):
     """`depth` conv blocks (3x3 conv, BatchNorm, ReLU, 2x2 max-pool), each halving the image.

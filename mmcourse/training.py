@@ -103,6 +103,22 @@ def init_distributed(device: str | torch.device | None = None) -> torch.device:
     return device
 
 
+class TensorRows(Dataset):
+    """Rows of a dict of equally long tensors, as dicts: {"image": [3, S, S], "label": [], ...}."""
+
+    def __init__(self, tensors: dict[str, Tensor]):
+        sizes = {k: len(v) for k, v in tensors.items()}
+        if len(set(sizes.values())) != 1:
+            raise ValueError(f"all tensors need the same length, got {sizes}")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return {k: v[i] for k, v in self.tensors.items()}
+
+
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, seed: int = 0,
                 collate_fn: Callable | None = None, num_workers: int = 0,
                 drop_last: bool = False) -> DataLoader:

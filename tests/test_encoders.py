@@ -3,7 +3,21 @@ import pytest
 import torch
 import torchaudio
 
-from mmcourse.encoders import ImageCNN, SpectrogramCNN, TextEncoder, WaveformCNN, log_mel_frontend
+from PIL import Image
+
+from mmcourse.encoders import ImageCNN, SpectrogramCNN, TextEncoder, WaveformCNN, image_batch, log_mel_frontend
+
+
+def test_image_batch_resizes_into_unit_range():
+    images = [Image.new("RGB", (64, 64), (255, 0, 0)), Image.new("RGBA", (32, 32), (0, 0, 255, 255))]
+    x = image_batch(images, 32)
+    assert x.shape == (2, 3, 32, 32) and x.dtype == torch.float32
+    assert x[0, 0].eq(1).all() and x[1, 2].eq(1).all() and x[:, 1].eq(0).all()
+
+
+def test_image_batch_needs_images():
+    with pytest.raises(ValueError, match="no images"):
+        image_batch([], 32)
 
 
 def test_image_cnn_halves_the_grid_per_block_and_pools_to_its_channels():

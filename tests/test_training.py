@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from mmcourse.runtime import seed_everything
-from mmcourse.training import (History, fit, load_checkpoint, make_loader, save_checkpoint,
+from mmcourse.training import (History, TensorRows, fit, load_checkpoint, make_loader, save_checkpoint,
                                to_device)
 
 W_TRUE = torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
@@ -393,3 +393,13 @@ def test_without_patience_no_best_weights_are_copied_or_checkpointed(tmp_path):
     assert load_checkpoint(tmp_path / "c.pt")["best"]["model"] is None
     train(epochs=2, checkpoint=tmp_path / "p.pt", resume=False, patience=3)
     assert load_checkpoint(tmp_path / "p.pt")["best"]["model"] is not None
+
+
+def test_tensor_rows_gives_one_row_of_every_tensor():
+    rows = TensorRows({"image": torch.arange(12.0).view(3, 4), "label": torch.tensor([7, 8, 9])})
+    assert len(rows) == 3
+    assert rows[1]["image"].tolist() == [4.0, 5.0, 6.0, 7.0] and rows[1]["label"].item() == 8
+    batch = next(iter(make_loader(rows, batch_size=3)))
+    assert batch["image"].shape == (3, 4) and batch["label"].tolist() == [7, 8, 9]
+    with pytest.raises(ValueError, match="same length"):
+        TensorRows({"image": torch.zeros(3, 4), "label": torch.zeros(2)})
