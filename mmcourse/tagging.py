@@ -27,7 +27,7 @@ import datasets
 
 from mmcourse.data.scenes import Stamp, compose_scene, label_from_caption
 from mmcourse.data.splits import split_by_group
-from mmcourse.data.tuxpaint import caption_tags
+from mmcourse.data.tuxpaint import caption_tags, family_of
 from mmcourse.text import singular
 from mmcourse.encoders import ImageCNN
 from mmcourse.runtime import item_rng
@@ -65,11 +65,6 @@ LABEL_STAMPS = (2, 8)  # stamps carrying a word that may be held out as a zero-s
 FAMILY_SIZE = (6, 20)  # stamps in a family that may be held out whole
 
 
-def family(category: str) -> str:
-    """The first two levels of a category path: "food/fruit/berries" -> "food/fruit"."""
-    return "/".join(category.split("/")[:2])
-
-
 def zero_shot_labels(stamps: datasets.Dataset, seed: int, n_val: int = 10,
                      n_test: int = 20) -> tuple[list[str], list[str]]:
     """The rule that picks the zero-shot labels, fixed before any result was seen: (validation, test).
@@ -93,7 +88,7 @@ def zero_shot_labels(stamps: datasets.Dataset, seed: int, n_val: int = 10,
 
 def zero_shot_families(stamps: datasets.Dataset, seed: int, n: int = 3) -> list[str]:
     """A harder rule (exercise): `n` whole two-level families of FAMILY_SIZE stamps, drawn with `seed`."""
-    counts = Counter(family(c) for c in stamps["category"])
+    counts = Counter(family_of(c) for c in stamps["category"])
     low, high = FAMILY_SIZE
     candidates = sorted(f for f, c in counts.items() if "/" in f and low <= c <= high)
     return sorted(np.random.default_rng(seed).choice(candidates, n, replace=False).tolist())
@@ -108,7 +103,7 @@ def tagging_splits(stamps: datasets.Dataset, seed: int, held_labels: Sequence[st
     part, so no content is seen on two sides.
     """
     labels, families = set(held_labels), set(held_families)
-    held = [bool(labels & set(tags)) or family(c) in families for tags, c in zip(stamps["tags"], stamps["category"])]
+    held = [bool(labels & set(tags)) or family_of(c) in families for tags, c in zip(stamps["tags"], stamps["category"])]
     stamps = stamps.add_column("held_out", held)
     return split_by_group(stamps, "id", test_fraction=0.2, val_fraction=0.1, seed=seed, link_columns=LINK_COLUMNS,
                           holdout=[True] if any(held) else None, holdout_column="held_out")

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from mmcourse.data.cache import cached_dataset
 from mmcourse.data.easyvqa import COLORS, SHAPES, image_facts, load_easy_vqa
 from mmcourse.data.splits import content_hash
-from mmcourse.encoders import ImageCNN
+from mmcourse.encoders import ImageCNN, image_batch
 
 SIZES = ("small", "large")
 TEMPLATES = ("a {size} {color} {shape}", "a {color} {shape}", "there is a {size} {color} {shape}",
@@ -120,8 +120,7 @@ def make_splits(seed: int, heldout: Sequence[tuple[str, str]], val_fraction: flo
 
 def to_tensor(images: Sequence[PILImage.Image], size: int) -> Tensor:
     """PIL images -> float [N, 3, size, size] in [-1, 1] (the generator's tanh range)."""
-    arrays = [np.asarray(im.convert("RGB").resize((size, size), PILImage.Resampling.BOX)) for im in images]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return image_batch(images, size) * 2 - 1
 
 
 def all_captions() -> list[str]:

@@ -32,6 +32,7 @@ from mmcourse.data.audio_io import load_audio
 from mmcourse.data.cache import cached_dataset
 from mmcourse.data.scenes import PlacementError, Stamp, compose_scene, segmentation
 from mmcourse.data.splits import linked_groups, split_by_group
+from mmcourse.data.tuxpaint import family_of  # noqa: F401  (notebook 07 calls SS.family_of)
 
 SAMPLE_RATE = 8000        # Hz: enough for calls, voices and tools, and cheap for a CPU
 SILENCE_DB = -40.0        # trimmed: leading and trailing samples this far below the peak
@@ -81,11 +82,6 @@ def sound_kind(category: str) -> str | None:
         if category == prefix or category.startswith(prefix + "/"):
             return kind
     return None
-
-
-def family_of(category: str) -> str:
-    """The first two levels of a category path: "animals/mammals/cats" -> "animals/mammals"."""
-    return "/".join(category.split("/")[:2])
 
 
 # ---------------------------------------------------------------- the stamps and their sounds

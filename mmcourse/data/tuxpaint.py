@@ -150,6 +150,11 @@ def parse_caption_text(text: str) -> tuple[str, list[dict[str, str]], int]:
     return caption, translations, bad
 
 
+def family_of(category: str) -> str:
+    """The first two levels of a category path: "animals/mammals/cats" -> "animals/mammals"."""
+    return "/".join(category.split("/")[:2])
+
+
 def caption_tags(caption: str, category: str) -> list[str]:
     """Lower-case content words of the category path and caption, plurals folded, no repeats.
 
