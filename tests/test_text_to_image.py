@@ -149,3 +149,12 @@ def test_held_out_pairs_never_reach_training(seed):
     assert set(parts["train"]["size"]) == {"small", "large"}
     with pytest.raises(ValueError, match="never occur"):
         T.make_splits(seed, [("pink", "circle")])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_notebooks_splits_share_no_image(seed):
+    from mmcourse.data.splits import assert_disjoint
+    heldout = [("red", "triangle"), ("blue", "circle"), ("yellow", "rectangle")]
+    parts = T.make_splits(seed, heldout)
+    assert_disjoint(parts, ["image_sha"])  # easy-VQA could draw one picture twice; none crosses a split
+    assert not {(c, s) for c, s in zip(parts["train"]["color"], parts["train"]["shape"])} & set(heldout)
