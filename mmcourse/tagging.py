@@ -291,8 +291,13 @@ def hinge_rank_loss(scores: Tensor, positives: Tensor, margin: float = 0.1) -> T
     positives = positives.bool()
     keep = _rows_with_positives(scores, positives)
     scores, positives = scores[keep], positives[keep]
-    violation = (margin - scores[:, :, None] + scores[:, None, :]).clamp(min=0)  # [B, p, n]
-    pairs = positives[:, :, None] & ~positives[:, None, :]
+    # A row has a few positives among many columns (5 tags of 631), so gather each row's
+    # positives first: [B, P, T] pairs instead of [B, T, T], P = the most positives in a row.
+    most = int(positives.sum(dim=1).max())
+    is_pos, pos_index = positives.to(scores.dtype).topk(most, dim=1)            # [B, P]
+    pos_scores = scores.gather(1, pos_index)                                    # [B, P]
+    violation = (margin - pos_scores[:, :, None] + scores[:, None, :]).clamp(min=0)  # [B, P, T]
+    pairs = (is_pos > 0)[:, :, None] & ~positives[:, None, :]
     return ((violation * pairs).sum(dim=(1, 2)) / positives.sum(dim=1)).mean()
 
 

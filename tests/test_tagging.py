@@ -185,6 +185,22 @@ def test_hinge_rank_loss_by_hand():
     assert T.hinge_rank_loss(scores[:1], two, margin=0.4) == pytest.approx(0.025)
 
 
+def test_hinge_rank_loss_equals_the_sum_over_every_positive_negative_pair():
+    # The loss gathers each row's positives; compare with the plain double loop over (p, n).
+    gen = torch.Generator().manual_seed(1)
+    scores = torch.randn(6, 9, generator=gen)
+    positives = torch.rand(6, 9, generator=gen) < 0.3
+    positives[0] = False  # a row without positives is left out
+    positives[1, :3] = True
+    rows = []
+    for s, pos in zip(scores, positives):
+        if pos.any():
+            total = sum(max(0.0, 0.1 - s[p].item() + s[n].item())
+                        for p in pos.nonzero().flatten() for n in (~pos).nonzero().flatten())
+            rows.append(total / pos.sum().item())
+    assert T.hinge_rank_loss(scores, positives, margin=0.1) == pytest.approx(sum(rows) / len(rows), rel=1e-6)
+
+
 def test_symmetric_hinge_is_the_mean_of_both_directions():
     gen = torch.Generator().manual_seed(2)
     scores = torch.rand(4, 4, generator=gen)
