@@ -80,6 +80,23 @@ def tiny(listen=True):
     return L.SoundLocalizer(SR, dim=8, width=4, depth=2, listen=listen)
 
 
+def test_context_cnn_keeps_a_quarter_of_the_resolution():
+    net = L.ContextCNN(width=4, depth=2, context=2).eval()
+    assert net.feature_map(torch.rand(2, 3, 48, 48)).shape == (2, 8, 12, 12) and net.stride == 4
+    assert len(net.context) == 6 and net.context[0].dilation == (2, 2)
+    assert L.ContextCNN(width=4, depth=3, context=0).feature_map(torch.rand(1, 3, 48, 48)).shape == (1, 16, 6, 6)
+
+
+def test_oracle_heatmaps_hand_values():
+    masks = torch.zeros(1, 4, 4, dtype=torch.bool)
+    masks[0, :, :2] = True                                         # the left half
+    oracle = L.oracle_heatmaps(masks, (1, 2))                      # grid cells [1, 0], upsampled
+    assert torch.allclose(oracle[0], torch.tensor([1.0, 0.75, 0.25, 0.0]).expand(4, 4))
+    assert L.ciou(oracle[0].numpy(), masks[0].numpy()) == 1.0
+    full = torch.rand(3, 8, 8) > 0.5                               # a grid as fine as the image: the mask itself
+    assert torch.equal(L.oracle_heatmaps(full, (8, 8)), full.float())
+
+
 def test_heatmap_attention_and_pair_scores():
     visual = torch.nn.functional.normalize(torch.randn(3, 8, 4, 4), dim=1)
     audio = torch.nn.functional.normalize(torch.randn(3, 8), dim=1)
@@ -116,7 +133,7 @@ def test_steps_run_and_backpropagate(mode):
     labelled = torch.tensor([True, False, True, False])
     loss, logs = L.localization_step(mode)(model, (images, waves, target, labelled))
     loss.backward()
-    assert torch.isfinite(loss) and model.visual.blocks[0].weight.grad is not None
+    assert torch.isfinite(loss) and model.visual.cnn.blocks[0].weight.grad is not None and model.visual.context[0].weight.grad is not None
     assert ("unsup" in logs) == (mode != "supervised") and ("sup" in logs) == (mode != "unsupervised")
     with pytest.raises(ValueError, match="mode"):
         L.localization_step("self-supervised")
@@ -139,6 +156,7 @@ def test_predict_heatmaps_shape_and_meta_device():
     maps = L.predict_heatmaps(model, torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8),
                               torch.randn(5, 4000), size=16, batch_size=2)
     assert maps.shape == (5, 16, 16) and torch.allclose(maps.sum((1, 2)) / 16, torch.ones(5), atol=0.2)
+    assert L.upsample(torch.ones(2, 3, 3), 12).shape == (2, 12, 12)
     meta = tiny().to("meta")
     visual, audio = meta(torch.rand(2, 3, 16, 16, device="meta"), torch.randn(2, 4000, device="meta"))
     assert visual.device.type == "meta" and audio.device.type == "meta"
