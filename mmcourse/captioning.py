@@ -83,15 +83,17 @@ class CaptionPairs(Dataset):
         if len(features) != len(captions):
             raise ValueError(f"{len(features)} images but {len(captions)} caption lists")
         self.features, self.vocab, self.max_len = features, vocab, max_len
-        self.ids = [[vocab.encode(c, add_bos=True, add_eos=True)[:max_len + 1] for c in refs] for refs in captions]
+        # Padded once here, not per access: an item is then a row lookup (this runs ~100k times).
+        self.ids = []                                                           # per image [refs, max_len + 1]
+        for refs in captions:
+            ids, _ = vocab.encode_batch(refs, max_len + 1, add_bos=True, add_eos=True)
+            self.ids.append(F.pad(ids, (0, max_len + 1 - ids.shape[1]), value=vocab.pad_id))
 
     def __len__(self) -> int:
         return len(self.features)
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
-        ids = self.ids[i][item_rng().integers(len(self.ids[i]))]
-        seq = torch.full((self.max_len + 1,), self.vocab.pad_id, dtype=torch.long)
-        seq[:len(ids)] = torch.tensor(ids)
+        seq = self.ids[i][item_rng().integers(len(self.ids[i]))]                # [max_len + 1]
         return {"features": self.features[i], "inputs": seq[:-1], "targets": seq[1:]}
 
     @staticmethod
@@ -243,50 +245,60 @@ def greedy_decode(decoder: nn.Module, features: Tensor, max_len: int = 20, bos_i
 
 @torch.no_grad()
 def beam_search(decoder: nn.Module, features: Tensor, width: int = 3, max_len: int = 20, bos_id: int = 2,
-                eos_id: int = 3) -> tuple[list[int], Tensor | None, float]:
-    """The best caption of ONE image by beam search: (ids ending in <eos>, attention [T, L] or None, log-prob).
+                eos_id: int = 3) -> list[tuple[list[int], Tensor | None, float]]:
+    """The best caption of each image by beam search, all images at once: per image (ids ending in
+    <eos>, attention [T, L] or None, log-prob).
 
-    Keeps the `width` most probable partial captions at every step; a caption that emits <eos>
-    is finished. Stops when no unfinished caption can still beat the best finished one (adding
-    words only lowers a log-probability) or after `max_len` words. width=1 is greedy decoding.
+    Keeps the `width` most probable partial captions of each image at every step; a caption that
+    emits <eos> is finished. An image stops when none of its unfinished captions can still beat
+    its best finished one (adding words only lowers a log-probability), all stop after `max_len`
+    words. width=1 is greedy decoding. The beams of image b are rows b * width ... of the batch;
+    a beam that is not live has log-probability -inf, so it never wins a place.
     """
-    if features.dim() != 3 or len(features) != 1:
-        raise ValueError(f"beam_search decodes one image: annotations [1, L, C], got {tuple(features.shape)}")
+    if features.dim() != 3:
+        raise ValueError(f"beam_search reads annotation vectors [B, L, C], got {tuple(features.shape)}")
     if width < 1:
         raise ValueError(f"beam width must be at least 1, got {width}")
     decoder.eval()
+    n, device = len(features), features.device
+    features = features.repeat_interleave(width, dim=0)                   # [B * K, L, C]
     state = decoder.init_state(features)
-    tokens = torch.tensor([bos_id], device=features.device)
-    scores = torch.zeros(1, device=features.device)          # log-probability of each live caption
-    words: list[list[int]] = [[]]
-    attention: list[list[Tensor]] = [[]]
-    finished: list[tuple[float, list[int], list[Tensor]]] = []
+    tokens = torch.full((n * width,), bos_id, dtype=torch.long, device=device)
+    scores = torch.full((n, width), -math.inf, device=device)            # log-probability of each live caption
+    scores[:, 0] = 0.0                                                    # at first one caption per image: <bos>
+    words = torch.zeros(n, width, 0, dtype=torch.long, device=device)    # [B, K, t]
+    attention: Tensor | None = None                                       # [B, K, t, L]
+    best_done = torch.full((n,), -math.inf, device=device)
+    finished: list[list[tuple[float, list[int], Tensor | None]]] = [[] for _ in range(n)]
+    rows = torch.arange(n, device=device)[:, None]                        # [B, 1]
     for _ in range(max_len):
-        logits, state, alpha = decoder.step(tokens, state, features.expand(len(tokens), -1, -1))
-        total = scores[:, None] + logits.log_softmax(dim=-1)                 # [live, V]
-        top, flat = total.flatten().topk(min(width, total.numel()))
-        parent, word = flat // total.shape[1], flat % total.shape[1]
-        keep = []
-        for s, p, w in zip(top.tolist(), parent.tolist(), word.tolist()):
-            seq = words[p] + [w]
-            att = attention[p] + ([alpha[p]] if alpha is not None else [])
-            if w == eos_id:
-                finished.append((s, seq, att))
-            else:
-                keep.append((s, p, w, seq, att))
-        best_done = max((f[0] for f in finished), default=-math.inf)
-        keep = [k for k in keep if k[0] > best_done]
-        if not keep:
+        logits, state, alpha = decoder.step(tokens, state, features)
+        total = scores[:, :, None] + logits.log_softmax(dim=-1).view(n, width, -1)   # [B, K, V]
+        top, flat = total.flatten(1).topk(min(width, total[0].numel()), dim=1)       # [B, K] each, best first
+        parent, word = flat // total.shape[2], flat % total.shape[2]
+        words = torch.cat([words[rows, parent], word[:, :, None]], dim=2)
+        if alpha is not None:
+            step_alpha = alpha.view(n, width, -1)[rows, parent][:, :, None]          # [B, K, 1, L]
+            attention = step_alpha if attention is None else torch.cat([attention[rows, parent], step_alpha], dim=2)
+        ended = (word == eos_id) & (top > -math.inf)
+        for b, k in ended.nonzero().tolist():
+            finished[b].append((top[b, k].item(), words[b, k].tolist(),
+                                None if attention is None else attention[b, k]))
+        best_done = torch.maximum(best_done, top.masked_fill(~ended, -math.inf).amax(dim=1))
+        live = (word != eos_id) & (top > best_done[:, None])
+        if not live.any():
             break
-        index = torch.tensor([k[1] for k in keep], device=features.device)
-        state = _select(state, index)
-        tokens = torch.tensor([k[2] for k in keep], device=features.device)
-        scores = torch.tensor([k[0] for k in keep], device=features.device)
-        words, attention = [k[3] for k in keep], [k[4] for k in keep]
-    if not finished:  # nothing ended within max_len: take the best unfinished caption
-        finished = [(scores[0].item(), words[0], attention[0])]
-    score, seq, att = max(finished, key=lambda f: f[0])
-    return seq, torch.stack(att) if att else None, score
+        scores = top.masked_fill(~live, -math.inf)
+        tokens = word.flatten()
+        state = _select(state, (rows * width + parent).flatten())
+    out = []
+    for b in range(n):
+        if not finished[b]:  # nothing ended within max_len: take the best unfinished caption
+            k = int(scores[b].argmax())
+            finished[b] = [(scores[b, k].item(), words[b, k].tolist(), None if attention is None else attention[b, k])]
+        score, seq, att = max(finished[b], key=lambda f: f[0])
+        out.append((seq, att, score))
+    return out
 
 
 def decode_ids(vocab: Vocab, ids: Sequence[int]) -> str:

@@ -136,7 +136,8 @@ def encode_vqa(rows, vocab: Vocab, answers: Sequence[str], size: int) -> VQATens
     first: dict = {}
     for row, image_id in enumerate(table["image_id"]):
         first.setdefault(image_id, row)
-    pictures = rows.select_columns(["image"]).select(list(first.values()))
+    # One slice decodes the images in one call; iterating the rows would format them one by one.
+    pictures = rows.select_columns(["image"]).select(list(first.values()))[:]["image"]
     position = {image_id: k for k, image_id in enumerate(first)}
     # Questions repeat ("what color is the shape?"): tokenise each distinct one once.
     distinct = sorted(set(table["question"]))
@@ -144,7 +145,7 @@ def encode_vqa(rows, vocab: Vocab, answers: Sequence[str], size: int) -> VQATens
     number = {q: k for k, q in enumerate(distinct)}
     which = torch.tensor([number[q] for q in table["question"]])
     return VQATensors(
-        pixels=torch.stack([_image_tensor(p["image"], size) for p in pictures]), image_ids=list(first),
+        pixels=torch.stack([_image_tensor(p, size) for p in pictures]), image_ids=list(first),
         image_of=torch.tensor([position[i] for i in table["image_id"]]),
         ids=ids[which], lengths=lengths[which],
         answers=torch.tensor([index[a] for a in table["answer"]]),
@@ -171,15 +172,19 @@ class QuestionsByImage(Dataset):
         by_image: dict[int, list[int]] = defaultdict(list)
         for q, i in enumerate(data.image_of.tolist()):
             by_image[i].append(q)
-        self.data, self.groups = data, list(by_image.items())
+        self.data = data
+        self.groups = [(i, torch.tensor(qs)) for i, qs in by_image.items()]
+        # Every distinct token sequence once, sorted as torch.unique sorts rows: a batch then
+        # finds its distinct questions among integers (text_of [Q]) instead of rows of tokens.
+        self.texts, self.text_of = torch.unique(data.ids, dim=0, return_inverse=True)
 
     def __len__(self) -> int:
         return len(self.groups)
 
-    def __getitem__(self, k: int) -> tuple[int, list[int]]:
+    def __getitem__(self, k: int) -> tuple[int, Tensor]:  # (image row, its question rows [n])
         return self.groups[k]
 
-    def collate(self, items: list[tuple[int, list[int]]]) -> dict[str, Tensor]:
+    def collate(self, items: list[tuple[int, Tensor]]) -> dict[str, Tensor]:
         """B images with their Q questions, of which U are distinct texts.
 
         images [B, C], the image vectors; ids [U, L] and lengths [U] (each distinct question
@@ -190,9 +195,11 @@ class QuestionsByImage(Dataset):
         d = self.data
         if d.vectors is None:
             raise ValueError("the split has no image vectors yet: data.with_vectors(image_vectors(cnn, data.pixels))")
-        rows = torch.tensor([q for _, qs in items for q in qs])
-        image_of = torch.cat([torch.full((len(qs),), b) for b, (_, qs) in enumerate(items)])
-        ids, question_of = torch.unique(d.ids[rows, :int(d.lengths[rows].max())], dim=0, return_inverse=True)
+        rows = torch.cat([qs for _, qs in items])                                       # [Q]
+        counts = torch.tensor([len(qs) for _, qs in items])                             # [B]
+        image_of = torch.repeat_interleave(torch.arange(len(items)), counts)            # [Q]
+        texts, question_of = torch.unique(self.text_of[rows], return_inverse=True)
+        ids = self.texts[texts, :int(d.lengths[rows].max())]
         return {"images": d.vectors[[i for i, _ in items]],
                 "ids": ids, "lengths": (ids != 0).sum(1), "image_of": image_of,
                 "question_of": question_of, "answers": d.answers[rows], "rows": rows}

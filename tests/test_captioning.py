@@ -178,15 +178,66 @@ class ToyDecoder(torch.nn.Module):
 
 def test_beam_search_finds_the_best_sequence_that_greedy_misses():
     toy, features = ToyDecoder(), torch.randn(1, 3, 2)
-    ids, alphas, score = C.beam_search(toy, features, width=2, max_len=6)
+    [(ids, alphas, score)] = C.beam_search(toy, features, width=2, max_len=6)
     assert ids == [5, 3] and score == pytest.approx(math.log(0.36), abs=1e-5)
     assert alphas.shape == (2, 3)
     greedy, _ = C.greedy_decode(toy, features, max_len=6)
     assert greedy[0, 0].item() == 4 and 3 not in greedy[0].tolist()  # A, then never <eos>
-    ids1, _, _ = C.beam_search(toy, features, width=1, max_len=6)
+    [(ids1, _, _)] = C.beam_search(toy, features, width=1, max_len=6)
     assert ids1 == greedy[0].tolist()                                 # width 1 is greedy
-    with pytest.raises(ValueError, match="one image"):
-        C.beam_search(toy, torch.randn(2, 3, 2))
+    with pytest.raises(ValueError, match="annotation vectors"):
+        C.beam_search(toy, torch.randn(3, 2))
+
+
+@torch.no_grad()
+def beam_search_one_image(decoder, features, width, max_len, bos_id=2, eos_id=3):
+    """Reference: the textbook beam search of one image [1, L, C], with Python lists of beams."""
+    state = decoder.init_state(features)
+    tokens, scores = torch.tensor([bos_id]), torch.zeros(1)
+    words, attention, finished = [[]], [[]], []
+    for _ in range(max_len):
+        logits, state, alpha = decoder.step(tokens, state, features.expand(len(tokens), -1, -1))
+        total = scores[:, None] + logits.log_softmax(dim=-1)
+        top, flat = total.flatten().topk(min(width, total.numel()))
+        keep = []
+        for s, p, w in zip(top.tolist(), (flat // total.shape[1]).tolist(), (flat % total.shape[1]).tolist()):
+            seq, att = words[p] + [w], attention[p] + ([alpha[p]] if alpha is not None else [])
+            (finished.append((s, seq, att)) if w == eos_id else keep.append((s, p, w, seq, att)))
+        best_done = max((f[0] for f in finished), default=-math.inf)
+        keep = [k for k in keep if k[0] > best_done]
+        if not keep:
+            break
+        index = torch.tensor([k[1] for k in keep])
+        state = tuple(s[index] for s in state) if isinstance(state, tuple) else state[index]
+        tokens, scores = torch.tensor([k[2] for k in keep]), torch.tensor([k[0] for k in keep])
+        words, attention = [k[3] for k in keep], [k[4] for k in keep]
+    if not finished:
+        finished = [(scores[0].item(), words[0], attention[0])]
+    score, seq, att = max(finished, key=lambda f: f[0])
+    return seq, torch.stack(att) if att else None, score
+
+
+@pytest.mark.parametrize("width", [1, 3, 5])
+def test_batched_beam_search_gives_each_image_its_own_beam_search(decoder, width):
+    # An untrained decoder with large outputs and images: captions of 1 to 7 words (max_len) that
+    # end at different steps, so images drop out of the batch at different times.
+    torch.manual_seed(1)
+    with torch.no_grad():
+        decoder.out.weight.mul_(8)
+        decoder.out.bias[3] += 1.0
+    features = torch.randn(16, 5, 8) * 5
+    found = C.beam_search(decoder, features, width=width, max_len=7)
+    assert len(found) == 16
+    lengths = set()
+    for i, (ids, alphas, score) in enumerate(found):
+        ref_ids, ref_alphas, ref_score = beam_search_one_image(decoder.eval(), features[i:i + 1], width, 7)
+        assert ids == ref_ids and score == pytest.approx(ref_score, abs=1e-4)
+        if ref_alphas is None:
+            assert alphas is None
+        else:
+            assert torch.allclose(alphas, ref_alphas, atol=1e-6)
+        lengths.add(len(ids))
+    assert len(lengths) > 1  # the images really end at different steps
 
 
 def test_blind_caption_follows_the_most_frequent_next_word():

@@ -80,6 +80,36 @@ def test_batches_hold_whole_images_and_each_distinct_question_once(data):
         without.collate([without[0]])
 
 
+def _collate_by_token_rows(data, items):
+    """The collate step as first written: torch.unique over the batch's rows of tokens."""
+    rows = torch.tensor([q for _, qs in items for q in qs.tolist()])
+    image_of = torch.cat([torch.full((len(qs),), b) for b, (_, qs) in enumerate(items)])
+    ids, question_of = torch.unique(data.ids[rows, :int(data.lengths[rows].max())], dim=0, return_inverse=True)
+    return {"images": data.vectors[[i for i, _ in items]], "ids": ids, "lengths": (ids != 0).sum(1),
+            "image_of": image_of, "question_of": question_of, "answers": data.answers[rows], "rows": rows}
+
+
+def test_collate_gives_what_unique_over_token_rows_gives():
+    # Random questions of 1-6 tokens from a 5-word vocabulary repeat often, also as different
+    # lengths with a common start ([4, 5] and [4, 5, 6]); each batch must come out exactly as before.
+    gen = torch.Generator().manual_seed(0)
+    n_images, n_questions = 12, 80
+    lengths = torch.randint(1, 7, (n_questions,), generator=gen)
+    ids = torch.randint(4, 9, (n_questions, 8), generator=gen) * (torch.arange(8) < lengths[:, None])
+    d = V.VQATensors(pixels=torch.zeros(n_images, 3, 2, 2, dtype=torch.uint8), image_ids=list(range(n_images)),
+                     image_of=torch.randint(0, n_images, (n_questions,), generator=gen), ids=ids, lengths=lengths,
+                     answers=torch.randint(0, 4, (n_questions,), generator=gen), types=["t"] * n_questions,
+                     questions=[""] * n_questions, vectors=torch.randn(n_images, 3, generator=gen))
+    batches = V.QuestionsByImage(d)
+    for size in (1, 3, len(batches)):
+        order = torch.randperm(len(batches), generator=gen).tolist()
+        items = [batches[k] for k in order[:size]]
+        got, expected = batches.collate(items), _collate_by_token_rows(d, items)
+        assert got.keys() == expected.keys()
+        for key in expected:
+            assert got[key].dtype == expected[key].dtype and torch.equal(got[key], expected[key]), key
+
+
 def test_subset_keeps_questions_and_images(data):
     d, _ = data
     part = V.subset(d, [4, 0])
