@@ -254,7 +254,7 @@ def off_device(work: Workload, device: torch.device, dtype: torch.dtype | None) 
     try:
         # autocast refuses some devices (meta) even when disabled: enter it only to use it
         with torch.no_grad(), torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
-            loss, _ = training._split_loss(work.loss_fn(model, work.batch))
+            loss, _ = training.split_loss(work.loss_fn(model, work.batch))
     finally:
         hook.remove()
     found += [f"output of {name}" for name, out in outputs for t in _tensors(out) if t.device.type != device.type]
@@ -273,12 +273,12 @@ def _sync(device: torch.device) -> None:
 def train_steps(work: Workload, steps: int, device: torch.device, amp: str | bool, warmup: int = 2) -> dict:
     """`steps` AdamW steps on the workload's fixed batch; the first `warmup` are left out of the timing.
 
-    Each step is one call of `fit`'s own epoch function on a one-batch loader: the same autocast,
-    finite-loss check, gradient scaler and clipping as `fit`, with every step's loss.
+    Each step is `fit`'s own step (`training.train_step`): the same autocast, finite-loss check,
+    gradient scaler and clipping as `fit`, with every step's loss.
     """
-    dtype = training._amp_dtype(amp, device)
+    dtype = training.amp_dtype(amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    work.model.to(device)
+    work.model.to(device).train()
     work.batch = training.to_device(work.batch, device)
     params = [p for p in work.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=work.lr, weight_decay=work.weight_decay)
@@ -290,18 +290,18 @@ def train_steps(work: Workload, steps: int, device: torch.device, amp: str | boo
             _sync(device)
             start = time.perf_counter()
         try:
-            record = training._train_epoch(work.model, [work.batch], work.loss_fn, optimizer, scaler, device, dtype,
-                                           work.grad_clip, step, False)
+            loss, _ = training.train_step(work.model, work.batch, work.loss_fn, optimizer, scaler, dtype,
+                                          work.grad_clip)
         except FloatingPointError:  # fit's own check: the loss was nan or inf
             losses.append(math.nan)
             break
-        losses.append(record["train_loss"])
+        losses.append(loss)
     _sync(device)
     seconds = time.perf_counter() - start
     timed = max(len(losses) - warmup, 0)
     return {"precision": _precision(dtype),
             "steps/s": timed / seconds if timed else math.nan,
-            "samples/s": timed * training._batch_size(work.batch) / seconds if timed else math.nan,
+            "samples/s": timed * training.samples_in(work.batch) / seconds if timed else math.nan,
             "peak MiB": torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else math.nan,
             "first loss": losses[0], "last loss": losses[-1], "finite": all(map(math.isfinite, losses)),
             "off device": off_device(work, device, dtype)}
@@ -317,7 +317,7 @@ def gan_steps(steps: int, device: torch.device, amp: str | bool, tiny: bool = Fa
     discriminator = text_to_image.Discriminator(384, width=width, size=size)
     data = (torch.rand(n, 3, size, size) * 2 - 1, torch.randint(168, (n, 4)), torch.randn(168, 384),
             torch.randint(24, (168,)))                          # 168 captions, 24 colour x shape pairs
-    dtype = training._amp_dtype(amp, device)
+    dtype = training.amp_dtype(amp, device)
     batch = 8 if tiny else 64
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

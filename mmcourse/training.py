@@ -316,7 +316,7 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 # The loop
 
 
-def _split_loss(out: Any) -> tuple[torch.Tensor, dict[str, float]]:
+def split_loss(out: Any) -> tuple[torch.Tensor, dict[str, float]]:
     """Check what loss_fn returned: a scalar tensor, or (scalar tensor, {name: number})."""
     loss, logs = out if isinstance(out, tuple) and len(out) == 2 else (out, {})
     if not isinstance(loss, torch.Tensor):
@@ -329,7 +329,7 @@ def _split_loss(out: Any) -> tuple[torch.Tensor, dict[str, float]]:
     return loss, {k: float(v) for k, v in logs.items()}
 
 
-def _amp_dtype(amp: bool | str | None, device: torch.device) -> torch.dtype | None:
+def amp_dtype(amp: bool | str | None, device: torch.device) -> torch.dtype | None:
     """None for full precision, else the autocast dtype: bf16 where the GPU has it, else fp16."""
     if amp is None:
         amp = device.type == "cuda"
@@ -345,15 +345,41 @@ def _amp_dtype(amp: bool | str | None, device: torch.device) -> torch.dtype | No
     return torch.bfloat16
 
 
-def _batch_size(batch: Any) -> int:
+def samples_in(batch: Any) -> int:
     """Samples in a batch: the length of its first tensor (1 if it holds none)."""
     if isinstance(batch, Tensor):
         return len(batch) if batch.dim() else 1
     if isinstance(batch, Mapping):
         batch = list(batch.values())
     if isinstance(batch, (list, tuple)):
-        return next((_batch_size(x) for x in batch if isinstance(x, (Tensor, Mapping, list, tuple))), 1)
+        return next((samples_in(x) for x in batch if isinstance(x, (Tensor, Mapping, list, tuple))), 1)
     return 1
+
+
+def train_step(model: nn.Module, batch: Any, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, dtype: torch.dtype | None = None,
+               grad_clip: float | None = None) -> tuple[float, dict[str, float]]:
+    """One optimisation step of `fit` on a batch already on the model's device: the loss under
+    autocast (`dtype`, None for full precision), backward through the scaler, optional clipping,
+    the optimiser step. Returns the loss value and the logs; raises FloatingPointError, before
+    touching the weights, if the loss is nan or infinite."""
+    device_type = next(model.parameters()).device.type
+    with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+        loss, logs = split_loss(loss_fn(model, batch))
+    if not loss.requires_grad:
+        raise ValueError("the loss does not require grad: did loss_fn detach it, or call "
+                         "the model under torch.no_grad()?")
+    value = loss.item()
+    if not math.isfinite(value):
+        raise FloatingPointError(f"the loss became {value}")
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip is not None:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return value, logs
 
 
 def _train_epoch(model, loader, loss_fn, optimizer, scaler, device, dtype, grad_clip, epoch, show):
@@ -363,24 +389,13 @@ def _train_epoch(model, loader, loss_fn, optimizer, scaler, device, dtype, grad_
     n = samples = 0
     with tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not show) as batches:
         for batch in batches:
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss, logs = _split_loss(loss_fn(model, to_device(batch, device)))
-            if not loss.requires_grad:
-                raise ValueError("the loss does not require grad: did loss_fn detach it, or call "
-                                 "the model under torch.no_grad()?")
-            value = loss.item()
-            if not math.isfinite(value):
-                raise FloatingPointError(f"the loss became {value} at batch {n} of epoch {epoch}; "
-                                         "lower the learning rate or set grad_clip")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if grad_clip is not None:
-                scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
+            try:
+                value, logs = train_step(model, to_device(batch, device), loss_fn, optimizer, scaler, dtype, grad_clip)
+            except FloatingPointError as error:
+                raise FloatingPointError(f"{error} at batch {n} of epoch {epoch}; "
+                                         "lower the learning rate or set grad_clip") from None
             n += 1
-            size = _batch_size(batch)
+            size = samples_in(batch)
             samples += size
             for k, v in {"loss": value, **logs}.items():
                 sums[k] = sums.get(k, 0.0) + v * size
@@ -407,8 +422,8 @@ def _validate(model, loader, loss_fn, val_fn, device, dtype) -> dict[str, float]
             sums: dict[str, float] = {}
             samples = 0
             for batch in loader:
-                loss, logs = _split_loss(loss_fn(model, to_device(batch, device)))
-                size = _batch_size(batch)
+                loss, logs = split_loss(loss_fn(model, to_device(batch, device)))
+                size = samples_in(batch)
                 samples += size
                 for k, v in {"loss": loss.item(), **logs}.items():
                     sums[k] = sums.get(k, 0.0) + v * size
@@ -473,7 +488,7 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: LossFn, *, epochs: in
         optimizer = torch.optim.AdamW(params, lr=lr)
     if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
         raise ValueError("the scheduler was built for another optimizer: pass that one as optimizer=")
-    dtype = _amp_dtype(amp, device)
+    dtype = amp_dtype(amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
     history = History()

@@ -21,7 +21,7 @@ from torch.utils.data import TensorDataset
 
 from mmcourse.runtime import seed_everything
 from mmcourse.training import (History, TensorRows, fit, load_checkpoint, make_loader, save_checkpoint,
-                               to_device)
+                               to_device, train_step)
 
 W_TRUE = torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
 
@@ -213,6 +213,29 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, capsys):
 
     fresh, _ = train(epochs=1, checkpoint=tmp_path / "cut.pt", resume=False)
     assert load_checkpoint(ckpt)["epoch"] == 1  # resume=False starts over and overwrites
+
+
+def test_train_step_is_one_plain_sgd_step_and_refuses_a_nan_loss_before_touching_the_weights():
+    x, y = regression(32)[:]
+    model, by_hand = mlp(), mlp()
+    model.eval(), by_hand.eval()  # no dropout: both see the same function
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    value, logs = train_step(model, (x, y), mse_with_mae, torch.optim.SGD(model.parameters(), lr=0.1), scaler,
+                             grad_clip=1.0)
+    loss = F.mse_loss(by_hand(x), y)
+    loss.backward()
+    nn.utils.clip_grad_norm_(by_hand.parameters(), 1.0)
+    with torch.no_grad():
+        for p in by_hand.parameters():
+            p -= 0.1 * p.grad
+    assert value == pytest.approx(loss.item()) and set(logs) == {"mae"}
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(model.parameters(), by_hand.parameters()))
+
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(FloatingPointError, match="the loss became inf"):
+        train_step(model, (x, y), lambda m, b: mse(m, b) * float("inf"), torch.optim.SGD(model.parameters(), lr=0.1),
+                   scaler)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 def test_wrong_inputs_give_clear_errors(tmp_path):
