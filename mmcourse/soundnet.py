@@ -9,6 +9,8 @@
 The teacher's soft outputs on unlabelled "videos" (a picture and its sound) are the only
 targets. The student's intermediate layers then serve as general sound features: pooled
 over time, a linear classifier on few labels uses them for a new task (`transfer_features`).
+`few_shot_episodes` redraws those few labels many times, so that a comparison rests on more
+than one lucky draw.
 Aytar, Vondrick and Torralba, "SoundNet", NeurIPS 2016.
 """
 from __future__ import annotations
@@ -191,3 +193,36 @@ def most_exciting(encoder: WaveformCNN, waves: Tensor, units: Sequence[int], lay
     peak = torch.cat([encoder.feature_maps(chunk.to(device))[layer].amax(-1).cpu()
                       for chunk in waves.split(256)])                          # [N, C]
     return peak[:, list(units)].T.topk(k, dim=-1).indices
+
+
+def few_shot_episodes(labels: Sequence[str | None], groups: Sequence, shots: int, n_episodes: int,
+                      seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`n_episodes` random draws of one few-shot task over a pool of rows.
+
+    In each episode `shots` groups of every label are labelled and every other row with a label
+    is scored. A group (a stamp and those linked to it by shared content) is never on both
+    sides. -> [(labelled row indices, scored row indices)], each sorted.
+    """
+    if len(labels) != len(groups):
+        raise ValueError(f"{len(labels)} labels but {len(groups)} groups: give one group per row")
+    group_label: dict = {}
+    for label, group in zip(labels, groups):
+        if group_label.setdefault(group, label) != label:
+            raise ValueError(f"group {group!r} holds rows of two labels; give every row of a group one label")
+    by_label: dict = {}
+    for group, label in group_label.items():
+        if label is not None:
+            by_label.setdefault(label, []).append(group)
+    for label, members in by_label.items():
+        if len(members) <= shots:
+            raise ValueError(f"label {label!r} has {len(members)} groups: too few for {shots} labelled "
+                             f"and at least one scored; lower shots")
+    rng = np.random.default_rng(seed)
+    groups_arr = np.array(groups, dtype=object)
+    known = np.array([label is not None for label in labels])
+    episodes = []
+    for _ in range(n_episodes):
+        picked = {g for label in sorted(by_label) for g in rng.permutation(sorted(by_label[label]))[:shots]}
+        labelled = np.array([g in picked for g in groups_arr])
+        episodes.append((np.flatnonzero(labelled), np.flatnonzero(~labelled & known)))
+    return episodes

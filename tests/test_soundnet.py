@@ -112,3 +112,38 @@ def test_predict_concatenates_tuple_outputs():
     obj, cat = SN.predict(student, torch.randn(7, 4000), batch_size=3)
     assert obj.shape == (7, 5) and cat.shape == (7, 3)
     assert SN.predict(SN.SoundClassifier(3, width=4), torch.randn(7, 4000), batch_size=3).shape == (7, 3)
+
+
+def test_few_shot_episodes_label_shots_groups_and_score_the_rest():
+    from datasets import Dataset
+
+    from mmcourse.data.splits import assert_disjoint, linked_groups
+
+    # a0 and a1 share a recording: one group. n0 has no label: neither labelled nor scored.
+    pool = Dataset.from_dict({"id": ["a0", "a1", "a2", "a3", "v0", "v1", "n0"],
+                              "kind": ["animal", "animal", "animal", "animal", "voice", "voice", None],
+                              "sound_sha": ["s", "s", "t", "u", "v", "w", "x"]})
+    component = linked_groups(pool, "id", ["sound_sha"])
+    groups = [component[i] for i in pool["id"]]
+    episodes = SN.few_shot_episodes(pool["kind"], groups, shots=1, n_episodes=20, seed=0)
+    assert len(episodes) == 20
+    seen = set()
+    for labelled, scored in episodes:
+        assert_disjoint({"labelled": pool.select(labelled), "scored": pool.select(scored)}, ["id", "sound_sha"])
+        kinds = [pool["kind"][i] for i in labelled]
+        assert sorted(set(kinds)) == ["animal", "voice"] and kinds.count("voice") == 1   # one group per kind
+        assert kinds.count("animal") in (1, 2)                       # the group {a0, a1} has two rows
+        assert sorted([*labelled, *scored]) == list(range(6))        # every labelled row on exactly one side
+        seen.add(tuple(labelled))
+    assert len(seen) > 3                                             # the draws differ between episodes
+    again = SN.few_shot_episodes(pool["kind"], groups, shots=1, n_episodes=20, seed=0)
+    assert all((a[0] == b[0]).all() and (a[1] == b[1]).all() for a, b in zip(episodes, again))
+
+
+def test_few_shot_episodes_refuses_bad_pools():
+    with pytest.raises(ValueError, match="too few"):
+        SN.few_shot_episodes(["a", "a", "b", "b"], [0, 1, 2, 3], shots=2, n_episodes=1)
+    with pytest.raises(ValueError, match="two labels"):
+        SN.few_shot_episodes(["a", "b", "b"], [0, 0, 1], shots=1, n_episodes=1)
+    with pytest.raises(ValueError, match="one group per row"):
+        SN.few_shot_episodes(["a", "b"], [0], shots=1, n_episodes=1)

@@ -136,8 +136,11 @@ def make_splits(stamps: Dataset, seed: int = 0, transfer_fraction: float = 0.45,
     """Notebook 07's four parts, whole stamps and linked content on one side:
 
     - "train", "validation": sounds the student learns from (without labels) and is watched on;
-    - "transfer_train": `labels_per_kind` labelled sounds of each kind, the few labels;
+    - "transfer_train": `labels_per_kind` labelled sounds of each kind, one draw of the few labels;
     - "transfer_test": the other held-out sounds of a kind, scored once.
+
+    Notebook 07 pools the two transfer parts and redraws the few labels many times
+    (`soundnet.few_shot_episodes`): one draw of nine sounds is too noisy to compare methods on.
 
     Components (stamps linked by a shared image or sound) are drawn per kind, so each kind
     keeps about `transfer_fraction` of its sounds for the transfer task; sounds without a
