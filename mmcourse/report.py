@@ -17,12 +17,48 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 import time
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
+
+import torch
 
 from mmcourse.files import atomic_write_text
 from mmcourse.runtime import build_dir
+
+
+# The libraries whose kernels and defaults decide a trained model's numbers.
+VERSIONED = ("torchaudio", "numpy", "scikit-learn", "pillow", "datasets")
+
+
+def environment() -> dict[str, str]:
+    """Where a run's numbers came from: Python, the key libraries' versions and the processor.
+
+    A seed repeats its numbers exactly only on one processor with one set of libraries; another
+    CPU or a newer PyTorch runs other floating-point kernels and trained numbers move a little.
+    """
+    # torch's own version string names its build (+cpu, +cu130), which the package metadata omits;
+    # the CPU capability (AVX2, AVX512) is the instruction set its kernels were dispatched to.
+    found = {"python": platform.python_version(), "processor": _processor(),
+             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _processor() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({platform.machine()})"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 class BarNotMet(AssertionError):
@@ -92,6 +128,7 @@ class Results:
             "notebook": self.notebook,
             "seconds": round(time.perf_counter() - self.started, 2),
             "device": self.device,
+            "environment": environment(),
             "metrics": {k: vars(m).copy() for k, m in self.metrics.items()},
         }
 
@@ -173,4 +210,19 @@ def course_report(metrics_dir: str | Path, notebooks: list[str] | None = None,
         lines.append(f"| {stem} | {data['seconds']:.1f} | {peak} | {data['device']} | {cells} |")
     if not stems:
         lines.append("| (no notebooks yet) | – | – | – | – |")
+    lines += _environment_lines({stem: found[stem].get("environment") for stem in stems if stem in found})
     return "\n".join(lines) + "\n"
+
+
+def _environment_lines(environments: dict[str, dict | None]) -> list[str]:
+    # One line per distinct environment: numbers from two machines are not comparable digit for digit.
+    groups: dict[str, list[str]] = {}
+    for stem, env in environments.items():
+        if env:
+            groups.setdefault(", ".join(f"{k} {v}" for k, v in env.items()), []).append(stem)
+    if not groups:
+        return []
+    lines = ["", "Measured with:"]
+    for described, stems in groups.items():
+        lines.append(f"- {described}" + (f" ({', '.join(stems)})" if len(groups) > 1 else ""))
+    return lines

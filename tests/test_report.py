@@ -94,3 +94,34 @@ def test_tiny_errors_are_not_rounded_to_zero(tmp_path):
     r.add("stft error", 8.8e-8, higher_is_better=False)
     r.add("exact", 0.0)
     assert "8.80e-08" in r.table() and "| exact ↑ | 0.000 | – |" in r.table()
+
+
+def test_results_record_the_libraries_and_processor_they_were_measured_with(tmp_path):
+    import numpy
+    import torch
+
+    data = json.loads(Results("01_a").write(tmp_path).read_text())
+    env = data["environment"]
+    assert env["torch"] == torch.__version__ and env["numpy"] == numpy.__version__
+    assert env["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert env["processor"] and "not installed" not in env.values()
+
+
+def test_course_report_says_where_its_numbers_were_measured(tmp_path):
+    for stem, cpu in (("01_a", "cpu A"), ("02_b", "cpu B"), ("03_c", "cpu A")):
+        Results(stem).write(tmp_path)
+        path = tmp_path / f"{stem}.json"
+        data = json.loads(path.read_text())
+        data["environment"] = {"processor": cpu, "torch": "2.0"}
+        path.write_text(json.dumps(data))
+    lines = course_report(tmp_path).splitlines()
+    measured = lines[lines.index("Measured with:") + 1:]
+    assert measured == ["- processor cpu A, torch 2.0 (01_a, 03_c)", "- processor cpu B, torch 2.0 (02_b)"]
+
+
+def test_course_report_reads_results_written_before_environments_were_recorded(tmp_path):
+    path = Results("01_a").write(tmp_path)
+    data = json.loads(path.read_text())
+    del data["environment"]
+    path.write_text(json.dumps(data))
+    assert "Measured with" not in course_report(tmp_path)
