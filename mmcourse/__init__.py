@@ -1,9 +1,12 @@
 """mmcourse: tested helpers behind the multi-modal deep learning notebooks.
 
-One module per concern, so a student can find the one a notebook uses and change it:
-runtime (seeds, device, profile, paths), training (the shared loop), text (vocabulary),
-viz (figures, players), report (results files), data/ (offline datasets), and one module
-per notebook topic.
+The package follows the lecture's map. Each notebook's task lives under its kind:
+matching/ (01, 02, 07), translating/ (03, 04), referencing/ (05, 10), and audio/ holds 06's
+signal processing and spoken-language identification. data/ builds the offline datasets.
+The modules at the top are shared by every notebook, one concern each: runtime (seeds,
+device, profile, paths), training (the shared loop), encoders, retrieval, text (vocabulary),
+pretrained (local weights), viz (figures, players), report (results files), files (atomic
+writes), course and bench (running and timing the notebooks).
 """
 import os
 

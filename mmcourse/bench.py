@@ -38,8 +38,8 @@ BUSY_LOOP = "import torch\nx = torch.rand(700, 700)\nwhile True:\n    x = (x @ x
 
 def views_per_second(workers: int, size: int, copies: int, batches: int = 30, batch_size: int = 64) -> float:
     """Training views of notebook 01 (stamp on a random background) made per second."""
-    from mmcourse import tagging
     from mmcourse.data.tuxpaint import load_stamps
+    from mmcourse.matching import tagging
     from mmcourse.training import make_loader
 
     stamps = load_stamps().select_columns(["image"]).select(range(400))
@@ -58,7 +58,7 @@ def views_per_second(workers: int, size: int, copies: int, batches: int = 30, ba
 
 def training_seconds(steps: int = 60, size: int = 48, width: int = 16, batch_size: int = 64) -> float:
     """Wall time of `steps` training steps of notebook 01's part A (cpu profile sizes, fixed data)."""
-    from mmcourse import tagging
+    from mmcourse.matching import tagging
 
     torch.manual_seed(0)
     model = tagging.JointEmbedding(num_tags=80, dim=64, width=width)
@@ -128,9 +128,11 @@ def _probs(n: int, k: int) -> Tensor:  # a teacher's soft targets [n, k]
 def gpu_workloads(tiny: bool = False) -> dict[str, Callable[[], Workload]]:
     """{name: builder} for each notebook's trained model; class and vocabulary counts are those of
     the notebooks' data (cpu-profile runs), layer sizes those of `rt.profile.pick(gpu=...)`."""
-    from mmcourse import captioning, localization, recipes, soundnet, tagging, text_to_image, vqa
     from mmcourse.data.recipes import DISH_NAMES
     from mmcourse.encoders import ImageCNN
+    from mmcourse.matching import recipes, soundnet, tagging
+    from mmcourse.referencing import localization, vqa
+    from mmcourse.translating import captioning, text_to_image
 
     def pick(gpu, small):
         return small if tiny else gpu
@@ -310,7 +312,7 @@ def train_steps(work: Workload, steps: int, device: torch.device, amp: str | boo
 def gan_steps(steps: int, device: torch.device, amp: str | bool, tiny: bool = False, warmup: int = 2) -> dict:
     """Notebook 04's GAN through its own loop `train_gan` (two Adam optimisers, so not `fit`):
     `warmup` steps, then `steps - warmup` timed. Under amp the whole loop runs in autocast."""
-    from mmcourse import text_to_image
+    from mmcourse.translating import text_to_image
 
     size, width, n = (16, 4, 32) if tiny else (64, 64, 1024)
     generator = text_to_image.Generator(384, width=width, size=size)
@@ -346,7 +348,7 @@ def gan_steps(steps: int, device: torch.device, amp: str | bool, tiny: bool = Fa
 def features_per_second(device: torch.device, clips: int = 20, seconds: float = 3.0) -> tuple[float, list[str]]:
     """Notebook 06 trains no network (a scikit-learn probe on pooled MFCCs): its torch part is
     `clip_features`, timed here on random clips, with a check that its outputs stay on `device`."""
-    from mmcourse import language_id
+    from mmcourse.audio import language_id
 
     waves = torch.randn(clips, int(seconds * language_id.SAMPLE_RATE), device=device) * 0.1
     language_id.clip_features(waves[0], language_id.SAMPLE_RATE)  # warm-up
@@ -360,7 +362,7 @@ def features_per_second(device: torch.device, clips: int = 20, seconds: float = 
 def fit_seconds(device: torch.device, epochs: int = 3, samples: int = 1024,
                 tiny: bool = False) -> tuple[float, History]:
     """Wall time of one `fit` call (notebook 01's JointEmbedding, validation every epoch, default amp)."""
-    from mmcourse import tagging
+    from mmcourse.matching import tagging
 
     size, width, batch = (16, 4, 8) if tiny else (64, 48, 64)
     data = torch.utils.data.TensorDataset(torch.rand(samples, 3, size, size), _tags(samples, 105))

@@ -6,7 +6,7 @@ import torch
 import torchaudio.functional as AF
 import torchaudio.transforms as T
 
-from mmcourse import audio_features as af
+from mmcourse.audio import features as af
 
 SR = 16_000
 

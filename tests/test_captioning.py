@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scene_helpers import fake_scene, shape_stamp
 from torchmetrics.text import BLEUScore
 
-from mmcourse import captioning as C
 from mmcourse.data import captions as DC
 from mmcourse.data.scenes import Stamp
 from mmcourse.data.splits import assert_disjoint
 from mmcourse.text import Vocab
-from scene_helpers import fake_scene, shape_stamp
+from mmcourse.translating import captioning as C
 
 # ---------------------------------------------------------------- data
 

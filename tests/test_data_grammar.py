@@ -1,7 +1,9 @@
-"""The scene grammar: captions and question/answer pairs on hand-made layouts."""
+"""The scene grammar: captions and question/answer pairs on hand-made layouts, labels from captions, storage."""
+import numpy as np
 import pytest
 
-from mmcourse.data.grammar import REGIONS, describe, noun_phrase, questions
+from mmcourse.data.grammar import (REGIONS, describe, label_from_caption, noun_phrase, questions, scenes_to_dataset,
+                                   stamps_from_dataset)
 from mmcourse.data.scenes import Stamp, make_scenes
 from scene_helpers import COLOURS, fake_scene, shape_stamp
 
@@ -96,3 +98,60 @@ def test_exists_is_balanced_and_no_answers_are_absent(stamps):
     assert not [q for q in questions(make_scenes(stamps, 1)[0], 0) if q["type"] == "exists"]  # no pool, no "no"
 
 
+# ---------------------------------------------------------------- stamps from captions
+
+@pytest.mark.parametrize("caption, label", [
+    ("A duck.", "duck"), ("An emperor tamarin.", "emperor tamarin"), ("A Sumatran tiger.", "Sumatran tiger"),
+    ("A happy lion!", "happy lion"), ("The full moon.", "full moon"), ("A knight’s helmet.", "knight’s helmet"),
+    ("A pair of glasses.", "pair of glasses"), ("A mince pie is a traditional Christmas food.", None), ("", None),
+    ("Dollar sign.", None), ("Some cherries.", None), ("Greater than.", None), ("A “Fuji” apple.", None),
+    ("A F-22 Raptor.", None), ("Earth. Our planet.", None),
+])
+def test_label_from_caption(caption, label):
+    assert label_from_caption(caption) == label
+
+
+def test_stamps_from_dataset(stamps):
+    import datasets
+
+    rows = datasets.Dataset.from_dict(
+        {"image": [s.image for s in stamps[:3]], "caption": ["A red apple.", "A duck is a bird that swims.", "A cat."]},
+        features=datasets.Features({"image": datasets.Image(mode="RGBA"), "caption": datasets.Value("string")}))
+    made = stamps_from_dataset(rows)
+    assert [s.label for s in made] == ["red apple", "cat"]
+    assert np.array_equal(np.asarray(made[1].image), np.asarray(stamps[2].image))
+
+
+# ---------------------------------------------------------------- storage
+
+def test_scenes_to_dataset_round_trip(stamps, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMCOURSE_CACHE", str(tmp_path))
+    from mmcourse.data.cache import cached_dataset
+
+    scenes = make_scenes(stamps, 5, seed=2)
+    ds = cached_dataset("scenes-test", lambda: scenes_to_dataset(scenes, seed=0))
+    assert len(ds) == 5
+    assert set(ds.column_names) == {"image", "caption", "labels", "boxes", "questions", "segmentation", "background"}
+    pool = sorted({o.label for s in scenes for o in s.objects})
+    for i, (row, scene) in enumerate(zip(ds, scenes)):
+        assert np.array_equal(np.asarray(row["image"]), np.asarray(scene.image))
+        assert row["caption"] == describe(scene)
+        assert row["labels"] == scene.labels
+        assert [tuple(b) for b in row["boxes"]] == [o.box for o in scene.objects]
+        assert row["questions"] == questions(scene, np.random.default_rng([0, i]), pool)
+        seg = np.asarray(row["segmentation"])
+        for j, obj in enumerate(scene.objects):
+            assert np.array_equal(seg == j + 1, obj.mask)
+
+
+def test_the_composer_knows_nothing_of_language():
+    """scenes.py places pixels; captions and questions are the grammar's (no import cycle)."""
+    import ast
+    import inspect
+
+    import mmcourse.data.scenes as scenes
+
+    tree = ast.parse(inspect.getsource(scenes))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not {m for m in imported if m and m.startswith("mmcourse")}, imported

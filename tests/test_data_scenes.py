@@ -7,8 +7,7 @@ from PIL import Image
 from scipy import ndimage
 
 from mmcourse.data.grammar import describe, questions
-from mmcourse.data.scenes import (BACKGROUNDS, PlacementError, Stamp, compose_scene, label_from_caption,
-                                  make_scenes, random_background, scenes_to_dataset, stamps_from_dataset)
+from mmcourse.data.scenes import BACKGROUNDS, PlacementError, Stamp, compose_scene, make_scenes, random_background
 from scene_helpers import COLOURS, shape_stamp, tight_box
 
 
@@ -160,28 +159,6 @@ def test_stamp_is_cropped_to_its_opaque_part():
     assert Stamp("cat", image).image.size == (20, 10)
 
 
-@pytest.mark.parametrize("caption, label", [
-    ("A duck.", "duck"), ("An emperor tamarin.", "emperor tamarin"), ("A Sumatran tiger.", "Sumatran tiger"),
-    ("A happy lion!", "happy lion"), ("The full moon.", "full moon"), ("A knight’s helmet.", "knight’s helmet"),
-    ("A pair of glasses.", "pair of glasses"), ("A mince pie is a traditional Christmas food.", None), ("", None),
-    ("Dollar sign.", None), ("Some cherries.", None), ("Greater than.", None), ("A “Fuji” apple.", None),
-    ("A F-22 Raptor.", None), ("Earth. Our planet.", None),
-])
-def test_label_from_caption(caption, label):
-    assert label_from_caption(caption) == label
-
-
-def test_stamps_from_dataset(stamps):
-    import datasets
-
-    rows = datasets.Dataset.from_dict(
-        {"image": [s.image for s in stamps[:3]], "caption": ["A red apple.", "A duck is a bird that swims.", "A cat."]},
-        features=datasets.Features({"image": datasets.Image(mode="RGBA"), "caption": datasets.Value("string")}))
-    made = stamps_from_dataset(rows)
-    assert [s.label for s in made] == ["red apple", "cat"]
-    assert np.array_equal(np.asarray(made[1].image), np.asarray(stamps[2].image))
-
-
 REAL_STAMPS = [Path("/usr/share/tuxpaint/stamps/animals/birds/duck.png"),
                Path("/usr/share/tuxpaint/stamps/food/fruit/apple_red.png")]
 
@@ -198,25 +175,3 @@ def test_real_stamps_compose():
         for obj in scene.objects:
             assert obj.mask.any() and obj.box == tight_box(obj.mask)
         assert "duck" in describe(scene) or "apple" in describe(scene)
-
-
-# ---------------------------------------------------------------- storage
-
-def test_scenes_to_dataset_round_trip(stamps, tmp_path, monkeypatch):
-    monkeypatch.setenv("MMCOURSE_CACHE", str(tmp_path))
-    from mmcourse.data.cache import cached_dataset
-
-    scenes = make_scenes(stamps, 5, seed=2)
-    ds = cached_dataset("scenes-test", lambda: scenes_to_dataset(scenes, seed=0))
-    assert len(ds) == 5
-    assert set(ds.column_names) == {"image", "caption", "labels", "boxes", "questions", "segmentation", "background"}
-    pool = sorted({o.label for s in scenes for o in s.objects})
-    for i, (row, scene) in enumerate(zip(ds, scenes)):
-        assert np.array_equal(np.asarray(row["image"]), np.asarray(scene.image))
-        assert row["caption"] == describe(scene)
-        assert row["labels"] == scene.labels
-        assert [tuple(b) for b in row["boxes"]] == [o.box for o in scene.objects]
-        assert row["questions"] == questions(scene, np.random.default_rng([0, i]), pool)
-        seg = np.asarray(row["segmentation"])
-        for j, obj in enumerate(scene.objects):
-            assert np.array_equal(seg == j + 1, obj.mask)

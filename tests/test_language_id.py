@@ -4,7 +4,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-from mmcourse import language_id as lid
+from mmcourse.audio import language_id as lid
 from mmcourse.data.splits import assert_disjoint
 from mmcourse.data.tuxpaint import load_spoken_descriptions
 
@@ -25,7 +25,7 @@ def test_the_notebooks_splits_share_no_stamp_and_no_recording(spoken, seed):
 
 def test_splitting_by_stamp_alone_would_leak_recordings(spoken):
     # The reason for link_columns: the same file under several stamp names.
-    from mmcourse.data.splits import split_by_group, shared_content
+    from mmcourse.data.splits import shared_content, split_by_group
     leaks = [shared_content(split_by_group(spoken, "stamp_id", 0.4, 0.2, seed), ["audio_sha"]) for seed in range(3)]
     assert any(leaks)
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.metrics import auc, jaccard_score
 
-from mmcourse import localization as L
+from mmcourse.referencing import localization as L
 
 SR = 8000
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.cross_decomposition import CCA
 
-from mmcourse import recipes as RC
+from mmcourse.matching import recipes as RC
 from mmcourse.retrieval import median_rank
 from mmcourse.text import Vocab
 from mmcourse.training import TensorRows, fit, make_loader

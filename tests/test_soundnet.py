@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmcourse import soundnet as SN
+from mmcourse.matching import soundnet as SN
 
 
 def test_kl_distillation_matches_torch_kl_div():

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mmcourse import tagging as T
 from mmcourse.data.tuxpaint import family_of
 from mmcourse.encoders import ImageCNN
+from mmcourse.matching import tagging as T
 from mmcourse.retrieval import recall_at_k
 
 

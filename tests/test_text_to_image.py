@@ -7,9 +7,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from mmcourse import text_to_image as T
 from mmcourse.data.splits import assert_disjoint
-
+from mmcourse.translating import text_to_image as T
 
 # ------------------------------------------------------------------ data
 

@@ -20,8 +20,16 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from mmcourse.runtime import seed_everything
-from mmcourse.training import (History, TensorRows, fit, load_checkpoint, make_loader, save_checkpoint,
-                               to_device, train_step)
+from mmcourse.training import (
+    History,
+    TensorRows,
+    fit,
+    load_checkpoint,
+    make_loader,
+    save_checkpoint,
+    to_device,
+    train_step,
+)
 
 W_TRUE = torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
 
@@ -321,7 +329,7 @@ from pathlib import Path
 import torch, torch.distributed as dist, torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
-from mmcourse import tagging
+from mmcourse.matching import tagging
 from mmcourse.runtime import seed_everything
 from mmcourse.training import all_gather_cat, fit, make_loader, unwrap
 

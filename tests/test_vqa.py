@@ -7,9 +7,9 @@ from datasets import Dataset, Features, Image, Value
 from PIL import Image as PILImage
 from sklearn.metrics import accuracy_score
 
-from mmcourse import vqa as V
 from mmcourse.data.easyvqa import COLORS, SHAPES, image_facts
 from mmcourse.data.splits import assert_disjoint
+from mmcourse.referencing import vqa as V
 from mmcourse.text import Vocab
 
 ANSWERS = ["yes", "no", "red", "blue"]

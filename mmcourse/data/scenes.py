@@ -1,17 +1,15 @@
 """Composed scenes: stamps pasted on generated backgrounds, with exact boxes and masks.
 
 Because the program placed every object, the boxes and masks are exact, and so is what the
-grammar (mmcourse.data.grammar) says about the layout. Everything is drawn from one NumPy
+grammar (mmcourse.data.grammar) says about the layout; this module knows nothing of language. Everything is drawn from one NumPy
 Generator, so a seed fixes the pixels and the layout.
 
     stamps = [Stamp("duck", duck_rgba), Stamp("apple", apple_rgba)]
     scene = compose_scene(stamps, rng=0)        # or make_scenes(stamps, n=1000, seed=0)
     scene.objects[0].box, scene.objects[0].mask
-    scenes_to_dataset(make_scenes(stamps, 100))  # with captions and questions, as a Dataset
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,35 +82,6 @@ class Scene:
     @property
     def labels(self) -> list[str]:
         return [o.label for o in self.objects]
-
-
-LABEL = re.compile(r"[A-Za-z][A-Za-z'’ -]*")
-
-
-def label_from_caption(caption: str, max_words: int = 3) -> str | None:
-    """A short noun label from a stamp caption: "A red apple." -> "red apple".
-
-    Only captions of the form "A/An/The <up to max_words plain words>." give a label; others
-    give None: sentences, plurals ("Some cherries."), symbols ("Greater than."), quotes, digits.
-    """
-    words = caption.strip().rstrip(".!").split()
-    if len(words) < 2 or words[0].lower() not in ("a", "an", "the") or len(words) > max_words + 1:
-        return None
-    label = " ".join(words[1:])
-    return label if LABEL.fullmatch(label) else None
-
-
-def stamps_from_dataset(rows, label_fn=label_from_caption) -> list[Stamp]:
-    """Stamps from rows with "image" and "caption" (e.g. tuxpaint.load_stamps()), labelled by
-    `label_fn(caption)`; rows whose label is None are left out."""
-    if hasattr(rows, "select_columns"):  # a datasets.Dataset: skip decoding audio and other columns
-        rows = rows.select_columns(["image", "caption"])
-    stamps = []
-    for row in rows:
-        label = label_fn(row["caption"])
-        if label is not None:
-            stamps.append(Stamp(label, row["image"]))
-    return stamps
 
 
 def as_rng(rng: Rng) -> np.random.Generator:
@@ -315,37 +284,3 @@ def segmentation(scene: Scene) -> Image.Image:
     for i, obj in enumerate(scene.objects):
         seg[obj.mask] = i + 1
     return Image.fromarray(seg, "L")
-
-
-def scenes_to_dataset(scenes: Sequence[Scene], seed: int = 0, labels: Sequence[str] | None = None):
-    """A `datasets.Dataset` with image, caption, labels, boxes, questions, segmentation, background.
-
-    Questions for scene i come from rng (seed, i); the "no" answers draw absent labels from
-    `labels` (default: every label in `scenes`). Masks are stored as one `segmentation` image
-    per scene: object i's mask is `np.array(row["segmentation"]) == i + 1`.
-    """
-    import datasets  # heavy import, only needed when storing
-
-    from mmcourse.data.grammar import describe, questions
-
-    pool = sorted(set(labels) if labels is not None else {o.label for s in scenes for o in s.objects})
-    features = datasets.Features({
-        "image": datasets.Image(),
-        "caption": datasets.Value("string"),
-        "labels": datasets.Sequence(datasets.Value("string")),
-        "boxes": datasets.Sequence(datasets.Sequence(datasets.Value("int32"), length=4)),
-        "questions": [{"question": datasets.Value("string"), "answer": datasets.Value("string"),
-                       "type": datasets.Value("string")}],
-        "segmentation": datasets.Image(),
-        "background": datasets.Value("string"),
-    })
-    columns = {
-        "image": [s.image for s in scenes],
-        "caption": [describe(s) for s in scenes],
-        "labels": [s.labels for s in scenes],
-        "boxes": [[list(o.box) for o in s.objects] for s in scenes],
-        "questions": [questions(s, np.random.default_rng([seed, i]), pool) for i, s in enumerate(scenes)],
-        "segmentation": [segmentation(s) for s in scenes],
-        "background": [s.background for s in scenes],
-    }
-    return datasets.Dataset.from_dict(columns, features=features)

@@ -26,7 +26,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from mmcourse.audio_features import pooled_mfcc, waveform_stats
+from mmcourse.audio.features import pooled_mfcc, waveform_stats
 from mmcourse.data.audio_io import load_audio
 from mmcourse.data.speech import synthesize
 from mmcourse.data.splits import split_by_group

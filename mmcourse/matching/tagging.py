@@ -25,7 +25,8 @@ from torch.utils.data import Dataset
 
 import datasets
 
-from mmcourse.data.scenes import Stamp, compose_scene, label_from_caption
+from mmcourse.data.grammar import label_from_caption
+from mmcourse.data.scenes import Stamp, compose_scene
 from mmcourse.data.splits import split_by_group
 from mmcourse.data.tuxpaint import caption_tags, family_of
 from mmcourse.text import singular
