@@ -5,6 +5,12 @@ and a boolean `relevant [Q, N]` that marks each query's positives, so the same f
 measures image->tags, tags->image and zero-shot tagging; a query may have several positives.
 Queries with no positive at all cannot be found and are skipped (torchmetrics'
 `empty_target_action="skip"`).
+
+All of them read one ranking, with ties broken against the query: a positive's rank is 1 + the
+number of items scoring strictly higher + the number of negatives tied with it (+ the tied
+positives placed before it, by index, which changes no metric). So Recall@K, precision@k and
+median rank can never disagree on tied scores, and a model that scores everything alike finds
+nothing early rather than whatever `torch.topk` happens to return first among equals.
 """
 from __future__ import annotations
 
@@ -48,10 +54,22 @@ def _check(scores: Tensor, relevant: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return scores[keep].float(), relevant[keep]
 
 
+def _ahead_of_positives(scores: Tensor, relevant: Tensor, level: Tensor) -> Tensor:
+    """How many items rank ahead of a positive scoring `level [Q, 1]` -> [Q]: every item scoring
+    higher, and the negatives tied with it (ties count against the query). The one rank rule."""
+    return ((scores > level) | ((scores == level) & ~relevant)).sum(dim=1)
+
+
 def _hits_in_top_k(scores: Tensor, relevant: Tensor, k: int) -> Tensor:
     """How many positives each query finds among its top k -> [Q]."""
-    top = scores.topk(min(k, scores.shape[1]), dim=1).indices
-    return relevant.gather(1, top).sum(dim=1).float()
+    # Only the k-th score matters: positives above it are in, positives below it out, and of the
+    # positives tied with it, those that fit after everything ranked ahead of them (counted without
+    # sorting, which would cost ten times topk on 1000 x 1000 scores).
+    kth = scores.topk(min(k, scores.shape[1]), dim=1).values[:, -1:]             # [Q, 1]
+    above = (relevant & (scores > kth)).sum(dim=1)
+    tied = (relevant & (scores == kth)).sum(dim=1)
+    room = k - _ahead_of_positives(scores, relevant, kth)
+    return (above + room.clamp(min=0).minimum(tied)).float()
 
 
 def recall_at_k(scores: Tensor, relevant: Tensor, k: int) -> float:
@@ -80,7 +98,11 @@ def tag_recall_at_k(scores: Tensor, relevant: Tensor, k: int) -> float:
 
 
 def top_k_accuracy(scores: Tensor, target: Tensor, k: int) -> float:
-    """Single-label top-k accuracy: is the one true class `target [Q]` among the top k of `scores [Q, C]`?"""
+    """Single-label top-k accuracy: is the one true class `target [Q]` among the top k of `scores [Q, C]`?
+
+    A true class tied with others ranks behind them (see the module docstring); scikit-learn's
+    `top_k_accuracy_score` breaks ties by class index instead, so the two agree on untied scores.
+    """
     relevant = F.one_hot(target.long(), scores.shape[1]).bool()
     return recall_at_k(scores, relevant, k)
 
@@ -127,14 +149,14 @@ def frequency_scores(train_relevant: Tensor, num_queries: int) -> Tensor:
 def median_rank(scores: Tensor, relevant: Tensor) -> float:
     """medR of im2recipe: the rank (1 = top) of each query's best-placed positive, median over queries.
 
-    Ties count against the query: the rank is 1 + the number of non-relevant items scoring at
-    least as high as its best positive, so a model that scores everything alike gets the worst
-    rank, not a lucky one. A random ranking of N items with one positive each has medR about
-    (N + 1) / 2.
+    Ties count against the query, by the same rule as Recall@K (see the module docstring): the
+    rank is 1 + the number of non-relevant items scoring at least as high as its best positive,
+    so a model that scores everything alike gets the worst rank, not a lucky one. A random
+    ranking of N items with one positive each has medR about (N + 1) / 2.
     """
     scores, relevant = _check(scores, relevant, 1)
     best = scores.masked_fill(~relevant, float("-inf")).max(dim=1, keepdim=True).values   # [Q, 1]
-    ranks = 1 + ((scores >= best) & ~relevant).sum(dim=1)
+    ranks = 1 + _ahead_of_positives(scores, relevant, best)
     return ranks.float().quantile(0.5).item()  # as numpy.median: the mean of the two middle ranks
 
 

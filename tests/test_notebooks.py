@@ -61,3 +61,62 @@ def test_exercises_have_collapsed_answers(path):
     answers = re.findall(r"<details>", exercises)
     assert numbered and len(answers) >= len(numbered), \
         f"{len(numbered)} exercises but {len(answers)} collapsed <details> answers"
+
+
+# Words that mark unfinished text or speak of the project instead of the course.
+PLACEHOLDERS = ("TODO", "TAKEAWAYS", "FIXME", "XXX", "TBD")
+PROJECT_WORDS = (r"the issue", r"issue's", r"the reviewers?", r"the ticket", r"closing note")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_placeholders_or_project_words_in_student_text(path):
+    nb = nbformat.read(path, as_version=4)
+    found = [(i, w) for i, c in enumerate(nb.cells) for w in PLACEHOLDERS if re.search(rf"\b{w}\b", c.source)]
+    found += [(i, w) for i, c in enumerate(nb.cells) for w in PROJECT_WORDS
+              if re.search(rf"\b{w}\b", c.source, flags=re.I)]
+    assert not found, f"{path.name}: placeholder or project words in cells {found}"
+
+
+def test_the_text_checks_catch_what_they_are_for():
+    assert re.search(r"\bTAKEAWAYS\b", "## Take-aways\n\nTAKEAWAYS")
+    assert re.search(r"\bthe issue\b", "as the issue's bar says", flags=re.I)
+
+
+def _module_aliases(nb) -> dict[str, str]:
+    """{alias: module} for `from mmcourse.x import y as Z` and `import mmcourse.x as Z` in the code."""
+    code = "\n".join(_code(nb))
+    found = {alias: f"{package}.{name}" for package, name, alias
+             in re.findall(r"from (mmcourse[\w.]*) import (\w+) as (\w+)", code)}
+    found |= {alias: module for module, alias in re.findall(r"import (mmcourse[\w.]*) as (\w+)", code)}
+    return found
+
+
+def _missing_names(text: str, aliases: dict[str, str]) -> list[str]:
+    import importlib
+
+    missing = []
+    for alias, module in aliases.items():
+        for chain in re.findall(rf"(?<![\w.]){alias}((?:\.\w+)+)", text):
+            obj = importlib.import_module(module)
+            for name in chain.strip(".").split("."):
+                if not hasattr(obj, name):
+                    missing.append(f"{alias}{chain} ({module} has no {name!r})")
+                    break
+                obj = getattr(obj, name)
+    return missing
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_helper_a_notebook_names_exists(path):
+    """Exercises and prose name helpers as `V.balanced_rows`; each must exist in the current API."""
+    nb = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    missing = _missing_names(text, _module_aliases(nb))
+    assert not missing, f"{path.name} names helpers that do not exist: {missing}"
+
+
+def test_the_name_check_finds_a_missing_helper():
+    aliases = {"V": "mmcourse.referencing.vqa"}
+    assert _missing_names("call `V.balanced_rows(q, a)` then `V.VQAModel.encode_image`", aliases) == []
+    assert _missing_names("use `V.no_such_helper(x)`", aliases) == \
+        ["V.no_such_helper (mmcourse.referencing.vqa has no 'no_such_helper')"]

@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from mmcourse.references import Reference
 from mmcourse.report import BarNotMet, Results, course_report, load_results
 
 
@@ -125,3 +126,85 @@ def test_course_report_reads_results_written_before_environments_were_recorded(t
     del data["environment"]
     path.write_text(json.dumps(data))
     assert "Measured with" not in course_report(tmp_path)
+
+
+# ---------------------------------------------------------------- claims and reference runs
+
+def _reference(claims_held: list[bool], accs: list[float]) -> Reference:
+    return Reference("x", [{"seed": i, "kernels": "AVX512", "environment": {},
+                            "metrics": {"acc": a}, "claims": {"fused beats blind": h}}
+                           for i, (h, a) in enumerate(zip(claims_held, accs))])
+
+
+def test_a_claim_is_computed_on_this_run_and_recorded(tmp_path, capsys):
+    r = Results("x", reference=_reference([True, True, True], [0.8, 0.82, 0.79]))
+    r.add("acc", 0.8)
+    r.add("blind acc", 0.5)
+    r.claim("fused beats blind", "acc", ">", "blind acc", margin=0.1)
+    out = capsys.readouterr().out
+    assert "fused beats blind: holds on this run (0.800 > 0.500 + 0.100); and on all 3 reference runs." in out
+    data = json.loads(r.write(tmp_path).read_text())
+    assert data["claims"] == [{"text": "fused beats blind", "left": "acc", "op": ">", "right": "blind acc",
+                               "margin": 0.1, "holds": True}]
+
+
+def test_a_claim_that_fails_says_so_and_a_partial_one_counts_its_seeds():
+    r = Results("x", reference=_reference([True, False, True], [0.8, 0.82, 0.79]))
+    r.add("acc", 0.55)
+    r.add("blind acc", 0.5)
+    claim = r.claim("fused beats blind", "acc", ">", "blind acc", margin=0.1)
+    sentence = r.claim_sentence(claim)
+    assert "does NOT hold on this run" in sentence
+    assert "on only 2 of 3 reference runs (seeds 0-2 (AVX512 kernels))" in sentence
+
+
+def test_margins_point_the_right_way_for_lower_is_better():
+    r = Results("x", reference=None)
+    r.add("error", 0.10)
+    assert r.claim("error below 0.2 by 0.05", "error", "<", 0.2, margin=0.05).holds(r.values())
+    assert not r.claim("error below 0.12 by 0.05", "error", "<", 0.12, margin=0.05).holds(r.values())
+
+
+def test_a_claim_on_an_unrecorded_metric_fails_at_once():
+    r = Results("x", reference=None)
+    r.add("acc", 0.5)
+    with pytest.raises(KeyError, match="compares 'blind', which is not a recorded metric"):
+        r.claim("beats blind", "acc", ">", "blind")
+    with pytest.raises(ValueError, match="comparison '=>'"):
+        r.claim("bad", "acc", "=>", 0.1)
+
+
+def test_prose_is_rendered_from_this_run_and_the_reference_range():
+    r = Results("x", reference=_reference([True] * 3, [0.8, 0.82, 0.79]))
+    r.add("acc", 0.812)
+    r.add("blind acc", 0.5)
+    r.claim("fused beats blind", "acc", ">", "blind acc")
+    text = r.render("Fused {acc} ({acc|pct}); seeds: {acc|ref}. {claim: fused beats blind}")
+    assert text.startswith("Fused 0.812 (81%); seeds: 0.790-0.820 over seeds 0-2 (AVX512 kernels). "
+                           "fused beats blind: holds on this run")
+    with pytest.raises(KeyError, match="'accuracy' is not a recorded metric"):
+        r.render("{accuracy}")
+    with pytest.raises(ValueError, match="unknown format"):
+        r.render("{acc|percent}")
+    assert "- fused beats blind: holds" in r.takeaways().data
+
+
+def test_without_reference_runs_the_text_says_so():
+    r = Results("x", reference=None)
+    r.add("acc", 0.8)
+    assert r.render("{acc|ref}") == "not measured on the reference runs yet"
+    assert "no reference runs yet" in r.claim_sentence(r.claim("above half", "acc", ">", 0.5))
+    with pytest.raises(ValueError, match="no claims recorded"):
+        Results("y", reference=None).takeaways()
+
+
+def test_course_report_shows_each_bar_margin_and_claims(tmp_path):
+    r = Results("01_demo", reference=None)
+    r.add("acc", 0.61, chance=0.1, bar=0.5)
+    r.add("error", 0.02, bar=0.05, higher_is_better=False)
+    r.claim("above chance", "acc", ">", 0.1)
+    r.write(tmp_path)
+    report = course_report(tmp_path)
+    assert "acc ↑: 0.610 (0.500; 0.100, –), margin +0.11" in report
+    assert "error ↓: 0.020 (0.050; –, –), margin +0.03" in report
+    assert "claims holding on this run: 1 of 1" in report

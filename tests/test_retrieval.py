@@ -6,7 +6,7 @@ from sklearn.metrics import top_k_accuracy_score
 from torchmetrics.retrieval import RetrievalHitRate, RetrievalPrecision, RetrievalRecall
 
 from mmcourse.retrieval import (chance_precision_at_k, chance_recall_at_k, chance_tag_recall_at_k, csls_scores,
-                                cosine_scores, frequency_scores, nearest, precision_at_k,
+                                cosine_scores, frequency_scores, median_rank, nearest, precision_at_k,
                                 recall_at_k, tag_recall_at_k, top_k_accuracy)
 
 # Three queries over five items, checked by hand.
@@ -36,18 +36,27 @@ def test_precision_and_tag_recall_by_hand():
 
 
 def _torchmetrics(metric, scores, relevant):
+    # torchmetrics' RetrievalPrecision and RetrievalRecall (1.7.4 and later) never count a positive
+    # that scores <= 0 as found, wherever it ranks; our metrics look at the ranking only. Shifting every score above 0 (in float64, so no
+    # two scores round together) keeps each query's ranking and takes that rule out of the comparison.
     q, n = scores.shape
     indexes = torch.arange(q).repeat_interleave(n)
-    return metric(scores.flatten(), relevant.flatten(), indexes=indexes).item()
+    shifted = scores.double() - scores.min().double() + 1.0
+    return metric(shifted.flatten(), relevant.flatten(), indexes=indexes).item()
 
 
 @pytest.mark.parametrize("k", [1, 3, 10])
-def test_metrics_match_torchmetrics(k):
+@pytest.mark.parametrize("offset", [0.0, -3.0])
+def test_metrics_match_torchmetrics(k, offset):
+    # Continuous scores: no ties, so torchmetrics' order among tied scores plays no part.
     gen = torch.Generator().manual_seed(k)
-    scores = torch.randn(40, 25, generator=gen)
+    scores = torch.randn(40, 25, generator=gen) + offset
     relevant = torch.rand(40, 25, generator=gen) < 0.12
     relevant[0] = False  # one query without positives, skipped by both
     assert relevant[1:].any(dim=1).sum() > 20
+    if offset < 0:  # mostly negative scores: positives scoring <= 0 are found in some top k
+        top = scores.topk(k, dim=1)
+        assert (relevant.gather(1, top.indices) & (top.values <= 0)).any()
     skip = dict(empty_target_action="skip", top_k=k)
     assert recall_at_k(scores, relevant, k) == pytest.approx(
         _torchmetrics(RetrievalHitRate(**skip), scores, relevant), abs=1e-6)
@@ -64,6 +73,61 @@ def test_top_k_accuracy_matches_sklearn(k):
     target = torch.randint(0, 7, (200,), generator=gen)
     expected = top_k_accuracy_score(target.numpy(), scores.numpy(), k=k, labels=list(range(7)))
     assert top_k_accuracy(scores, target, k) == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------- ties
+
+def _ranks_written_out(scores, relevant):
+    """Each item's rank, by sorting: score first, and on a tie negatives before positives."""
+    ranks = []
+    for s, r in zip(scores.tolist(), relevant.tolist()):
+        order = sorted(range(len(s)), key=lambda j: (-s[j], r[j]))
+        ranks.append([order.index(j) + 1 for j in range(len(s))])
+    return torch.tensor(ranks)
+
+
+def test_all_equal_scores_rank_every_positive_last():
+    scores = torch.zeros(2, 5)
+    relevant = torch.tensor([[0, 0, 1, 0, 0], [1, 0, 0, 0, 1]], dtype=torch.bool)
+    # q0's positive comes after its 4 negatives: rank 5; q1's two positives take ranks 4 and 5.
+    assert median_rank(scores, relevant) == 4.5
+    assert [recall_at_k(scores, relevant, k) for k in range(1, 6)] == [0.0, 0.0, 0.0, 0.5, 1.0]
+    assert precision_at_k(scores, relevant, 4) == pytest.approx((0 / 4 + 1 / 4) / 2)
+    assert tag_recall_at_k(scores, relevant, 4) == pytest.approx((0 + 1 / 2) / 2)
+    assert tag_recall_at_k(scores, relevant, 5) == 1.0
+    target = torch.tensor([0, 1, 3])
+    assert top_k_accuracy(torch.zeros(3, 4), target, 3) == 0.0
+    assert top_k_accuracy(torch.zeros(3, 4), target, 4) == 1.0
+
+
+def test_a_positive_tied_with_negatives_at_the_k_boundary_is_not_found():
+    # Item 0 leads; the positive, item 1, ties with items 2 and 3 for places 2 to 4: it gets 4.
+    scores = torch.tensor([[0.9, 0.5, 0.5, 0.5, 0.1]])
+    relevant = torch.tensor([[0, 1, 0, 0, 0]], dtype=torch.bool)
+    assert median_rank(scores, relevant) == 4.0
+    assert [recall_at_k(scores, relevant, k) for k in range(1, 6)] == [0.0, 0.0, 0.0, 1.0, 1.0]
+    assert precision_at_k(scores, relevant, 2) == 0.0
+    assert tag_recall_at_k(scores, relevant, 3) == 0.0
+    assert top_k_accuracy(scores, torch.tensor([1]), 2) == 0.0
+    assert top_k_accuracy(scores, torch.tensor([1]), 4) == 1.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_every_metric_reads_the_same_ranks_on_tied_scores(seed):
+    # Four score levels over 12 items: ties everywhere, also between positives.
+    gen = torch.Generator().manual_seed(seed)
+    scores = torch.randint(0, 4, (30, 12), generator=gen).float()
+    relevant = torch.rand(30, 12, generator=gen) < 0.25
+    keep = relevant.any(dim=1)
+    ranks = _ranks_written_out(scores, relevant)[keep]
+    rel = relevant[keep]
+    best = ranks.masked_fill(~rel, 13).min(dim=1).values.float()      # each query's best positive
+    assert median_rank(scores, relevant) == pytest.approx(best.quantile(0.5).item())
+    for k in range(1, 15):                                             # k > N too
+        found = (rel & (ranks <= k)).sum(dim=1).float()
+        assert recall_at_k(scores, relevant, k) == pytest.approx((best <= k).float().mean().item())
+        assert precision_at_k(scores, relevant, k) == pytest.approx((found / k).mean().item())
+        assert tag_recall_at_k(scores, relevant, k) == pytest.approx((found / rel.sum(dim=1)).mean().item())
 
 
 def test_chance_levels_by_hand():

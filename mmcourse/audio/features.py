@@ -200,8 +200,11 @@ def mel_filterbank(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample
         raise ValueError(f"need 0 <= f_min < f_max, got f_min={f_min}, f_max={f_max}")
     _positive(n_freqs=n_freqs, n_mels=n_mels)
     freqs = torch.linspace(0, sample_rate / 2, n_freqs, dtype=dtype, device=device)  # [n_freqs] bin centres
-    mels = torch.linspace(hz_to_mel(f_min, mel_scale).item(), hz_to_mel(f_max, mel_scale).item(), n_mels + 2,
-                          dtype=dtype, device=device)
+    # The mel bounds in the filterbank's dtype (at least float32, as before): float32 bounds put a
+    # float64 filterbank up to 4e-6 off. Computed on the CPU, where .tolist() costs no device sync.
+    bounds = torch.tensor([f_min, f_max], dtype=torch.promote_types(dtype, torch.float32))
+    m_min, m_max = hz_to_mel(bounds, mel_scale).tolist()
+    mels = torch.linspace(m_min, m_max, n_mels + 2, dtype=dtype, device=device)
     edges = mel_to_hz(mels, mel_scale)                                 # [n_mels + 2] in Hz
     lo, mid, hi = edges[:-2], edges[1:-1], edges[2:]                   # [n_mels] each
     rising = (freqs[:, None] - lo) / (mid - lo)                        # [n_freqs, n_mels]
