@@ -35,7 +35,7 @@ class Reference:
     """The committed reference runs of one notebook."""
 
     notebook: str
-    runs: list[dict]  # each: seed, kernels, environment, metrics {name: value}, claims {text: holds}
+    runs: list[dict]  # each: seed, kernels, environment, metrics {name: value}, bars, claims {text: holds}
 
     def values(self, metric: str) -> list[float]:
         """The metric's value in every reference run that recorded it."""
@@ -61,13 +61,18 @@ class Reference:
                              f"reference run ({worst:.4g}), not more than the spread {spread:.3g}")
         return found
 
-    def claim_count(self, text: str) -> tuple[int, int]:
-        """(runs where the claim held, runs that checked it)."""
-        checked = [run["claims"][text] for run in self.runs if text in run.get("claims", {})]
+    def claim_count(self, claim) -> tuple[int, int]:
+        """(runs where a `report.Claim` holds, runs that measured what it compares).
+
+        The comparison is recomputed on each run's recorded metrics, so a claim added or reworded
+        after the reference runs is still counted on them."""
+        names = [side for side in (claim.left, claim.right) if isinstance(side, str)]
+        checked = [claim.holds(run["metrics"]) for run in self.runs
+                   if all(name in run["metrics"] for name in names)]
         return sum(checked), len(checked)
 
     def describe(self) -> str:
-        """Which runs these are, in words: 'seeds 0-2 (AVX512 kernels)'."""
+        """Which runs these are, in words: 'seeds 0-2, AVX512 kernels'."""
         seeds = sorted({run["seed"] for run in self.runs})
         kernels = sorted({run["kernels"] for run in self.runs})
         if len(seeds) == 1:
@@ -76,7 +81,7 @@ class Reference:
             which = f"seeds {seeds[0]}-{seeds[-1]}"
         else:
             which = "seeds " + ", ".join(map(str, seeds))
-        return f"{which} ({' and '.join(kernels)} kernels)"
+        return f"{which}, {' and '.join(kernels)} kernels"
 
 
 def reference_path(notebook: str, directory: Path | None = None) -> Path:

@@ -191,22 +191,24 @@ class Results:
         a, b = claim.side(values, claim.left), claim.side(values, claim.right)
         here = "holds on this run" if claim.holds(values) else "does NOT hold on this run"
         shift = claim.margin if claim.op.startswith(">") else -claim.margin
-        numbers = f"{_fmt(a)} {claim.op} {_fmt(b)}" + (f" {'+' if shift > 0 else '−'} {_fmt(abs(shift))}"
-                                                       if shift else "")
-        return f"{claim.text}: {here} ({numbers}){self._reference_support(claim)}."
+        op = claim.op if claim.holds(values) else f"is not {claim.op}"
+        numbers = f"{_fmt(a)} {op} {_fmt(b)}" + (f" {'+' if shift > 0 else '−'} {_fmt(abs(shift))}"
+                                                 if shift else "")
+        return f"{claim.text[:1].upper()}{claim.text[1:]}: {here} ({numbers}){self._reference_support(claim)}."
 
     def _reference_support(self, claim: Claim) -> str:
         if self.reference is None:
             return "; no reference runs yet"
-        held, checked = self.reference.claim_count(claim.text)
+        held, checked = self.reference.claim_count(claim)
         if not checked:
-            return "; not yet checked on the reference runs"
+            return "; the reference runs did not measure what it compares"
         if held == checked:
-            return f"; and on all {checked} reference runs"
-        return f"; on only {held} of {checked} reference runs ({self.reference.describe()})"
+            return f" and on all {checked} reference runs"
+        some = "none" if held == 0 else f"only {held}"
+        return f"; it holds on {some} of the {checked} reference runs ({self.reference.describe()})"
 
     def span(self, metric: str) -> str:
-        """The metric's reference range in words, e.g. '0.41-0.47 over seeds 0-2 (AVX512 kernels)'."""
+        """The metric's reference range in words, e.g. '0.41-0.47 over seeds 0-2, AVX512 kernels'."""
         found = self.reference.span(metric) if self.reference else None
         if found is None:
             return "not measured on the reference runs yet"

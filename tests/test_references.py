@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from mmcourse.report import Claim
 from mmcourse.references import REFERENCE_DIR, Reference, _run_of, load_reference, reference_path
 
 
@@ -12,16 +13,18 @@ def _run(seed, acc, bar=0.5, kernels="AVX512"):
 
 
 def test_describe_names_the_seeds_and_kernels():
-    assert Reference("x", [_run(0, 0.7), _run(1, 0.8), _run(2, 0.75)]).describe() == "seeds 0-2 (AVX512 kernels)"
+    assert Reference("x", [_run(0, 0.7), _run(1, 0.8), _run(2, 0.75)]).describe() == "seeds 0-2, AVX512 kernels"
     both = Reference("x", [_run(0, 0.7), _run(0, 0.71, kernels="avx2")])
-    assert both.describe() == "seed 0 (AVX512 and avx2 kernels)"
-    assert Reference("x", [_run(0, 0.7), _run(2, 0.8)]).describe() == "seeds 0, 2 (AVX512 kernels)"
+    assert both.describe() == "seed 0, AVX512 and avx2 kernels"
+    assert Reference("x", [_run(0, 0.7), _run(2, 0.8)]).describe() == "seeds 0, 2, AVX512 kernels"
 
 
 def test_span_and_claim_count():
     ref = Reference("x", [_run(0, 0.7), _run(1, 0.55), _run(2, 0.75)])
     assert ref.span("acc") == (0.55, 0.75) and ref.span("missing") is None
-    assert ref.claim_count("beats blind") == (2, 3)
+    assert ref.claim_count(Claim("beats blind", "acc", ">", 0.6)) == (2, 3)
+    assert ref.claim_count(Claim("clearly beats blind", "acc", ">", 0.6, margin=0.1)) == (1, 3)
+    assert ref.claim_count(Claim("beats an unmeasured metric", "acc", ">", "loss")) == (0, 0)
 
 
 def test_a_bar_closer_to_the_worst_run_than_the_spread_is_reported():

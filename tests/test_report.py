@@ -130,32 +130,31 @@ def test_course_report_reads_results_written_before_environments_were_recorded(t
 
 # ---------------------------------------------------------------- claims and reference runs
 
-def _reference(claims_held: list[bool], accs: list[float]) -> Reference:
+def _reference(accs: list[float], blind: float = 0.5) -> Reference:
     return Reference("x", [{"seed": i, "kernels": "AVX512", "environment": {},
-                            "metrics": {"acc": a}, "claims": {"fused beats blind": h}}
-                           for i, (h, a) in enumerate(zip(claims_held, accs))])
+                            "metrics": {"acc": a, "blind acc": blind}} for i, a in enumerate(accs)])
 
 
 def test_a_claim_is_computed_on_this_run_and_recorded(tmp_path, capsys):
-    r = Results("x", reference=_reference([True, True, True], [0.8, 0.82, 0.79]))
+    r = Results("x", reference=_reference([0.8, 0.82, 0.79]))
     r.add("acc", 0.8)
     r.add("blind acc", 0.5)
     r.claim("fused beats blind", "acc", ">", "blind acc", margin=0.1)
     out = capsys.readouterr().out
-    assert "fused beats blind: holds on this run (0.800 > 0.500 + 0.100); and on all 3 reference runs." in out
+    assert "Fused beats blind: holds on this run (0.800 > 0.500 + 0.100) and on all 3 reference runs." in out
     data = json.loads(r.write(tmp_path).read_text())
     assert data["claims"] == [{"text": "fused beats blind", "left": "acc", "op": ">", "right": "blind acc",
                                "margin": 0.1, "holds": True}]
 
 
 def test_a_claim_that_fails_says_so_and_a_partial_one_counts_its_seeds():
-    r = Results("x", reference=_reference([True, False, True], [0.8, 0.82, 0.79]))
+    r = Results("x", reference=_reference([0.8, 0.55, 0.79]))
     r.add("acc", 0.55)
     r.add("blind acc", 0.5)
     claim = r.claim("fused beats blind", "acc", ">", "blind acc", margin=0.1)
     sentence = r.claim_sentence(claim)
-    assert "does NOT hold on this run" in sentence
-    assert "on only 2 of 3 reference runs (seeds 0-2 (AVX512 kernels))" in sentence
+    assert "does NOT hold on this run (0.550 is not > 0.500 + 0.100)" in sentence
+    assert "it holds on only 2 of the 3 reference runs (seeds 0-2, AVX512 kernels)" in sentence
 
 
 def test_margins_point_the_right_way_for_lower_is_better():
@@ -175,18 +174,18 @@ def test_a_claim_on_an_unrecorded_metric_fails_at_once():
 
 
 def test_prose_is_rendered_from_this_run_and_the_reference_range():
-    r = Results("x", reference=_reference([True] * 3, [0.8, 0.82, 0.79]))
+    r = Results("x", reference=_reference([0.8, 0.82, 0.79]))
     r.add("acc", 0.812)
     r.add("blind acc", 0.5)
     r.claim("fused beats blind", "acc", ">", "blind acc")
     text = r.render("Fused {acc} ({acc|pct}); seeds: {acc|ref}. {claim: fused beats blind}")
-    assert text.startswith("Fused 0.812 (81%); seeds: 0.790-0.820 over seeds 0-2 (AVX512 kernels). "
-                           "fused beats blind: holds on this run")
+    assert text.startswith("Fused 0.812 (81%); seeds: 0.790-0.820 over seeds 0-2, AVX512 kernels. "
+                           "Fused beats blind: holds on this run")
     with pytest.raises(KeyError, match="'accuracy' is not a recorded metric"):
         r.render("{accuracy}")
     with pytest.raises(ValueError, match="unknown format"):
         r.render("{acc|percent}")
-    assert "- fused beats blind: holds" in r.takeaways().data
+    assert "- Fused beats blind: holds" in r.takeaways().data
 
 
 def test_without_reference_runs_the_text_says_so():
