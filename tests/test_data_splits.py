@@ -1,7 +1,9 @@
+import numpy as np
 import pytest
+import torch
 from datasets import Dataset, DatasetDict
 
-from mmcourse.data.splits import assert_disjoint, content_hash, linked_groups, split_by_group
+from mmcourse.data.splits import assert_disjoint, audio_hash, content_hash, linked_groups, split_by_group
 
 CATEGORIES = ["animals", "food", "vehicles", "plants"]
 
@@ -111,6 +113,23 @@ def test_content_hash_is_stable_and_content_only():
     assert content_hash(b"abc") != content_hash(b"abd")
     with pytest.raises(TypeError, match="needs bytes"):
         content_hash("abc")
+
+
+def test_audio_hash_is_of_the_samples_rate_and_channels():
+    pcm = np.random.default_rng(0).integers(-32768, 32768, size=(2, 1000)) / 32768  # 16-bit samples
+    sha = audio_hash(pcm, 16000)
+    assert audio_hash(torch.tensor(pcm, dtype=torch.float32), 16000) == sha  # float32 and tensors too
+    # Rounded to 16 bits: float noise from another decoder build does not split identical audio.
+    assert audio_hash(pcm + 1e-7, 16000) == sha
+    assert audio_hash(pcm + 1 / 32768, 16000) != sha  # one 16-bit step is a different sound
+    assert audio_hash(pcm, 22050) != sha
+    assert audio_hash(pcm.reshape(1, -1), 16000) != sha  # same numbers, one channel
+    assert audio_hash(pcm[0], 16000) == audio_hash(pcm[:1], 16000)  # (time,) is one channel
+    assert audio_hash(np.full(10, 2.0), 8000) == audio_hash(np.full(10, 1.0), 8000)  # clipped at full scale
+    with pytest.raises(ValueError, match=r"\(time,\) or \(channels, time\)"):
+        audio_hash(np.zeros((1, 2, 3)), 8000)
+    with pytest.raises(ValueError, match="at least one sample"):
+        audio_hash(np.zeros(0), 8000)
 
 
 def test_other_group_column():

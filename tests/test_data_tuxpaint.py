@@ -4,11 +4,12 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 import torch
+import torchaudio
 from PIL import Image
 
 from mmcourse.data import tuxpaint
 from mmcourse.data.audio_io import load_audio
-from mmcourse.data.splits import split_by_group
+from mmcourse.data.splits import assert_disjoint, audio_hash, content_hash, split_by_group
 from mmcourse.data.tuxpaint import (STAMP_FEATURES, caption_tags, load_spoken_descriptions,
                                     load_stamps, parse_caption_text, stamps_root)
 
@@ -24,10 +25,23 @@ DUCK_TXT = "\n".join([
 
 
 def ogg_bytes(seconds: float = 0.25, sr: int = 16000) -> bytes:
-    from torchcodec.encoders import AudioEncoder
     t = torch.arange(int(seconds * sr)) / sr
-    return bytes(AudioEncoder(0.3 * torch.sin(2 * torch.pi * 440 * t)[None], sample_rate=sr)
-                 .to_tensor("ogg").numpy())
+    return encode(0.3 * torch.sin(2 * torch.pi * 440 * t), sr)
+
+
+def encode(wave: torch.Tensor, sr: int, fmt: str = "ogg") -> bytes:
+    """`wave` (time,) as an Ogg Vorbis (or WAV) file; each Ogg gets a random stream serial number."""
+    from torchcodec.encoders import AudioEncoder
+    return bytes(AudioEncoder(wave[None], sample_rate=sr).to_tensor(fmt).numpy())
+
+
+def voice(seconds: float = 1.0, sr: int = 16000, f0: tuple = (140.0, 220.0), seed: int = 0) -> torch.Tensor:
+    """A speech-like test sound: a gliding harmonic tone in three syllables, with a little noise."""
+    t = torch.arange(int(seconds * sr)) / sr
+    phase = 2 * torch.pi * torch.cumsum(torch.linspace(*f0, len(t)), 0) / sr
+    tone = sum(torch.sin(k * phase) / k for k in range(1, 16))
+    noise = torch.randn(len(t), generator=torch.Generator().manual_seed(seed))
+    return 0.3 * torch.sin(3 * torch.pi * t / seconds).abs() * (tone / 3 + 0.05 * noise)
 
 
 def png(path: Path, size=(40, 30), mode="RGBA") -> None:
@@ -62,6 +76,7 @@ def fake(env):
     write(birds / "duck_desc_fr.ogg", ogg)
     write(birds / "duck_desc_lt.ogg", ogg)          # no Lithuanian caption: English text
     write(birds / "duck_desc_el.ogg", b"")          # empty: dropped, counted
+    write(birds / "duck_desc_nl.ogg", b"OggS not really")  # does not decode: dropped, counted
     png(birds / "duck_mirror.png")                  # a mirrored copy, not a stamp
     png(env / "animals" / "cat.png", size=(50, 40), mode="LA")
     write(env / "animals" / "cat.txt", "\ufeffTwo cats\r\nde.utf8=Zwei Katzen\r\n")  # BOM, CRLF
@@ -147,7 +162,8 @@ def test_fake_stamps_rows_and_skip_counts(fake, capsys):
                   "1 mirrored/flipped copies", "1 stamps without a .txt caption",
                   "1 caption files not in UTF-8", "1 unreadable images",
                   "1 stamps with an empty English caption", "1 unreadable translation lines",
-                  "1 empty audio files", "1 audio files that are not Ogg or WAV"]:
+                  "1 empty audio files", "1 audio files that are not Ogg or WAV",
+                  "1 audio files that do not decode"]:
         assert count in summary
 
     rows = {row["id"]: row for row in ds}
@@ -199,6 +215,7 @@ def test_spoken_descriptions(fake):
         for lang, text, text_lang in [("en", "A duck.", "en"), ("fr", "Un canard.", "fr"),
                                       ("lt", "A duck.", "en")]]
     assert "1 empty audio files" in sp.info.description
+    assert "1 audio files that do not decode" in sp.info.description
     assert load_audio(sp[0]["audio"], sample_rate=8000)[1] == 8000
     assert len(set(sp["audio_sha"])) == 1  # the three recordings are one file
     assert load_spoken_descriptions(["fr"])["text"] == ["Un canard."]
@@ -230,6 +247,68 @@ def test_identical_content_gets_identical_hashes(env):
     assert rows["tree"]["sound_sha"] is None
     spoken = load_spoken_descriptions()
     assert spoken["audio_sha"][0] == spoken["audio_sha"][1] != spoken["audio_sha"][2]
+
+
+def stamp_with_recordings(root: Path, name: str, sound: bytes | None = None, **descriptions: bytes) -> None:
+    """A stamp `plants/<name>` with a plain picture, a caption and the given audio files."""
+    png(root / "plants" / f"{name}.png")
+    write(root / "plants" / f"{name}.txt", f"A {name}.")
+    if sound is not None:
+        write(root / "plants" / f"{name}.ogg", sound)
+    for lang, data in descriptions.items():
+        write(root / "plants" / f"{name}_desc_{lang}.ogg", data)
+
+
+def test_same_samples_in_two_ogg_files_get_one_hash(env):
+    # Ogg files carry a random stream serial number: one recording saved twice differs in bytes
+    # (as Tux Paint's badger.ogg and beaver.ogg do). Hashing the bytes would split them.
+    wave = voice()
+    first, second = encode(wave, 16000), encode(wave, 16000)
+    assert first != second
+    stamp_with_recordings(env, "tree1", sound=first, fr=first)
+    stamp_with_recordings(env, "tree2", sound=second, fr=second)
+    stamp_with_recordings(env, "tree3", sound=encode(voice(f0=(240.0, 150.0), seed=1), 16000))
+    rows = {row["id"]: row for row in load_stamps().select_columns(["id", "sound_sha", "description_shas"])}
+    tree1, tree2, tree3 = rows["plants/tree1"], rows["plants/tree2"], rows["plants/tree3"]
+    assert tree1["sound_sha"] == tree2["sound_sha"] != tree3["sound_sha"]
+    assert tree1["description_shas"] == tree2["description_shas"]
+    assert tree1["sound_sha"] == audio_hash(*load_audio(first, mono=False))  # no near-duplicate involved
+    assert len(set(load_spoken_descriptions()["audio_sha"])) == 1
+
+
+def test_near_duplicate_recordings_share_a_hash(env):
+    # The same sound at another gain, with silence added, cut short, at another rate or as WAV:
+    # other samples, so other exact hashes, but one recording for a split.
+    a, sr = voice(), 16000
+    padded = torchaudio.functional.resample(torch.cat([torch.zeros(int(0.3 * sr)), a]), sr, 22050)
+    copies = {"fr": encode(a, sr), "es": encode(0.5 * a, sr), "ca": encode(padded, 22050),
+              "ro": encode(a[:int(0.92 * len(a))], sr), "bg": encode(a, sr, "wav")}
+    stamp_with_recordings(env, "tree1", fr=copies["fr"], es=copies["es"])
+    stamp_with_recordings(env, "tree2", ca=copies["ca"], ro=copies["ro"], bg=copies["bg"])
+    # Same syllables and pitch range, other voices: different recordings.
+    stamp_with_recordings(env, "tree3", fr=encode(voice(f0=(220.0, 140.0), seed=1), sr))
+    stamp_with_recordings(env, "tree4", fr=encode(voice(f0=(180.0, 260.0), seed=2), sr))
+    exact = {audio_hash(*load_audio(data, mono=False)) for data in copies.values()}
+    assert len(exact) == len(copies)
+    spoken = load_spoken_descriptions()
+    sha = dict(zip(zip(spoken["stamp_id"], spoken["lang"]), spoken["audio_sha"]))
+    assert len({sha["plants/tree1", lang] for lang in ("fr", "es")} |
+               {sha["plants/tree2", lang] for lang in ("ca", "ro", "bg")}) == 1
+    assert len({sha["plants/tree1", "fr"], sha["plants/tree3", "fr"], sha["plants/tree4", "fr"]}) == 3
+    assert min(exact) == sha["plants/tree1", "fr"]  # a group takes its smallest exact hash
+    for seed in range(3):
+        parts = split_by_group(spoken, "stamp_id", test_fraction=0.34, val_fraction=0.33, seed=seed,
+                               link_columns=["audio_sha"])
+        assert sorted(len(p) for p in parts.values()) == [1, 1, 5]  # tree1 and tree2 on one side
+
+
+def test_waveform_match():
+    a = voice().double()
+    shifted = torch.cat([torch.zeros(500, dtype=torch.float64), -0.25 * a])
+    assert tuxpaint.waveform_match(a, shifted) > 0.999  # any lag, gain or polarity
+    assert tuxpaint.waveform_match(a, a[:len(a) // 2]) < 0.8  # half of the sound is another sound
+    assert tuxpaint.waveform_match(a, voice(f0=(220.0, 140.0), seed=1).double()) < 0.5
+    assert tuxpaint.waveform_match(a, torch.zeros(100, dtype=torch.float64)) == 0.0
 
 
 # --- the installed package (built once into the shared cache) -----------------------------
@@ -291,3 +370,58 @@ def test_real_package_ships_identical_recordings_under_other_names():
     for row in spoken:
         stamps_per_sha.setdefault(row["audio_sha"], set()).add(row["stamp_id"])
     assert sum(len(s) > 1 for s in stamps_per_sha.values()) > 100
+
+
+# Files of tuxpaint-stamps-default that differ in bytes (a random Ogg serial number) but decode to
+# the same samples, and files that are one recording re-encoded (other samples, same sound).
+SAME_SAMPLES = [("animals/mammals/badger.ogg", "animals/mammals/rodents/beaver.ogg"),
+                ("animals/mammals/bovines/ram.ogg", "animals/mammals/bovines/mountaingoat.ogg"),
+                ("symbols/alphabets/asl/asl_z_desc_el.ogg",
+                 "symbols/alphabets/english/filled/uppercase/Z_filled_desc_el.ogg")]
+SAME_SOUND = [("symbols/alphabets/english/filled/lowercase/k_filled_desc_ru.ogg",
+               "symbols/alphabets/english/filled/uppercase/K_filled_desc_ru.ogg"),
+              ("symbols/chess/b_3_bishop_desc_el.ogg", "symbols/chess/w_3_bishop_desc_el.ogg")]
+
+
+def _recording_shas(stamps, spoken) -> dict[str, str]:
+    """The datasets' hash of each recording of the installed package, by its .ogg file name."""
+    shas = {f"{i}.ogg": sha for i, sha in zip(stamps["id"], stamps["sound_sha"]) if sha}
+    for stamp_id, lang, sha in zip(spoken["stamp_id"], spoken["lang"], spoken["audio_sha"]):
+        shas[f"{stamp_id}_desc{'' if lang == 'en' else '_' + lang}.ogg"] = sha
+    return shas
+
+
+def _stamp(path: str) -> str:
+    return path.removesuffix(".ogg").partition("_desc")[0]
+
+
+def _part_of(parts, column: str) -> dict[str, str]:
+    return {value: name for name, part in parts.items() for value in part[column]}
+
+
+def test_real_recordings_are_hashed_after_decoding(real):
+    root, shas = stamps_root(), _recording_shas(real, load_spoken_descriptions())
+    for a, b in SAME_SAMPLES:
+        assert content_hash((root / a).read_bytes()) != content_hash((root / b).read_bytes())  # the old hashes
+        assert audio_hash(*load_audio(root / a, mono=False)) == audio_hash(*load_audio(root / b, mono=False))
+        assert shas[a] == shas[b], (a, b)
+    for a, b in SAME_SOUND:
+        assert audio_hash(*load_audio(root / a, mono=False)) != audio_hash(*load_audio(root / b, mono=False))
+        assert shas[a] == shas[b], (a, b)
+
+
+def test_real_splits_keep_each_recording_on_one_side(real):
+    # The course's splits: notebook 01 links these columns, notebook 06 splits recordings by stamp.
+    spoken = load_spoken_descriptions()
+    pairs = [(_stamp(a), _stamp(b)) for a, b in SAME_SAMPLES + SAME_SOUND]
+    spoken_pairs = [(_stamp(a), _stamp(b)) for a, b in SAME_SAMPLES + SAME_SOUND if "_desc" in a]
+    columns = ["image_sha", "sound_sha", "description_shas"]
+    for seed in range(3):
+        parts = split_by_group(real, "id", seed=seed, link_columns=columns)
+        assert_disjoint(parts, ["id", *columns])
+        part = _part_of(parts, "id")
+        assert all(part[a] == part[b] for a, b in pairs), seed
+        parts = split_by_group(spoken, "stamp_id", seed=seed, link_columns=["audio_sha"])
+        assert_disjoint(parts, ["stamp_id", "audio_sha"])
+        part = _part_of(parts, "stamp_id")
+        assert all(part[a] == part[b] for a, b in spoken_pairs), seed

@@ -3,10 +3,12 @@
 Splitting rows at random would put the same stamp, in different scenes or recordings, on both
 sides and reward memorising it. Here every group (all rows with one `group_column` value)
 lands in exactly one split, whole categories can be held out for zero-shot tests, and groups
-that share any content are kept together: Tux Paint ships byte-identical recordings and
-images under different stamp names (`flower1..8_desc_fr.ogg` are one recording), so rows are
-linked through content hashes (`link_columns`) and each connected component of the
-"shares a hash with" graph moves as one piece.
+that share any content are kept together: Tux Paint ships identical recordings and images
+under different stamp names (`flower1..8_desc_fr.ogg` are one recording), so rows are linked
+through content hashes (`link_columns`) and each connected component of the "shares a hash
+with" graph moves as one piece. Audio is hashed after decoding (`audio_hash`), not as file
+bytes: an Ogg file carries a random stream serial number, so one recording saved twice
+differs in its bytes (`badger.ogg` and `beaver.ogg` do).
 
     parts = split_by_group(stamps, "id", link_columns=["image_sha", "sound_sha", "description_shas"])
     assert_disjoint(parts, ["image_sha", "sound_sha", "description_shas"])   # never fails by construction
@@ -28,6 +30,26 @@ def content_hash(data: bytes) -> str:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"content_hash needs bytes, got {type(data).__name__}")
     return hashlib.sha1(bytes(data)).hexdigest()[:16]
+
+
+def audio_hash(samples: Any, sample_rate: int) -> str:
+    """`content_hash` of decoded audio: same samples, rate and channel count, same hash, whatever the file.
+
+    `samples` is a float array or CPU tensor in [-1, 1], shape (time,) or (channels, time), as
+    `mmcourse.data.audio_io.load_audio(..., mono=False)` returns it. The samples are rounded to
+    16-bit integers first: one step (-90 dBFS) lies far below any recording's noise, and float
+    noise far below one step (another ffmpeg build, another SIMD path) no longer changes the
+    hash (a sample sitting exactly on a rounding boundary still could; the near-duplicate check
+    in `mmcourse.data.tuxpaint` links such recordings anyway).
+    """
+    pcm = np.asarray(samples, dtype=np.float64)
+    if pcm.ndim == 1:
+        pcm = pcm[None]
+    if pcm.ndim != 2 or pcm.shape[1] == 0:
+        raise ValueError(f"audio_hash needs samples shaped (time,) or (channels, time) with at least "
+                         f"one sample, got shape {tuple(np.shape(samples))}")
+    pcm = np.clip(np.rint(pcm * 32768), -32768, 32767).astype("<i2")  # WAV's int16 maps back exactly
+    return content_hash(f"{int(sample_rate)} Hz, {pcm.shape[0]} channels:".encode() + pcm.tobytes())
 
 
 def _values(cell: Any) -> list:
