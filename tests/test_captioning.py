@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
+from sacrebleu.metrics import BLEU
 from scene_helpers import fake_scene, shape_stamp
 from torchmetrics.text import BLEUScore
 
@@ -269,18 +271,70 @@ def test_bleu_by_hand():
     assert C.corpus_bleu([["a", "b"]], [[["a", "b", "c", "d"]]], max_n=1) == pytest.approx(math.exp(-1))
 
 
-def test_bleu_matches_torchmetrics():
+def _random_corpus(rng, words, refs_per_caption=(1, 4)):
+    # Captions of at least 4 words: nltk counts one 4-gram for a shorter one (a denominator of
+    # max(1, 0)), which sacrebleu, torchmetrics and the paper do not. References run longer, so
+    # that the brevity penalty, and with it the closest reference length, counts.
+    hyps = [list(rng.choice(words, rng.integers(4, 8))) for _ in range(30)]
+    refs = [[list(rng.choice(words, rng.integers(3, 11))) for _ in range(rng.integers(*refs_per_caption))]
+            for _ in range(30)]
+    return hyps, refs
+
+
+def _length_tie(hyp, refs):
+    """Whether two references of different lengths are equally close to the hypothesis."""
+    gaps = [len(r) - len(hyp) for r in refs]
+    return any(-g in gaps for g in gaps if g > 0)
+
+
+@pytest.mark.filterwarnings("ignore:\\nThe hypothesis contains 0 counts:UserWarning")  # nltk on a BLEU of 0
+def test_bleu_matches_nltk():
+    # nltk's corpus_bleu takes tokens as they are and, without a smoothing function, uses the
+    # plain clipped precisions (a zero one gives ~1e-77, not 0), so it must agree to rounding.
+    # Four words only, so that even BLEU-4 is far from 0 (12 words made BLEU-3 and 4 mostly 0).
     rng = np.random.default_rng(0)
-    words = "a the bird fish two red blue on left right of to".split()
+    words = "a bird red on".split()
+    ties = 0
     for trial in range(5):
-        hyps = [" ".join(rng.choice(words, rng.integers(3, 9))) for _ in range(30)]
-        refs = [[" ".join(rng.choice(words, rng.integers(3, 9))) for _ in range(rng.integers(1, 4))] for _ in range(30)]
-        tokens, references = [h.split() for h in hyps], [[r.split() for r in rs] for rs in refs]
-        counted_to_4 = C.bleu_statistics(tokens, references, max_n=4)   # one count serves BLEU-1..4
+        hyps, refs = _random_corpus(rng, words)
+        ties += sum(_length_tie(h, rs) for h, rs in zip(hyps, refs))
+        counted_to_4 = C.bleu_statistics(hyps, refs, max_n=4)   # one count serves BLEU-1..4
         for n in (1, 2, 3, 4):
-            theirs = BLEUScore(n_gram=n)(hyps, refs).item()
-            assert C.corpus_bleu(tokens, references, max_n=n) == pytest.approx(theirs, abs=1e-6), (trial, n)
-            assert C.bleu_from_statistics(counted_to_4, n) == pytest.approx(theirs, abs=1e-6), (trial, n)
+            theirs = nltk_corpus_bleu(refs, hyps, weights=(1 / n,) * n)
+            assert C.corpus_bleu(hyps, refs, max_n=n) == pytest.approx(theirs, abs=1e-9), (trial, n)
+            assert C.bleu_from_statistics(counted_to_4, n) == pytest.approx(theirs, abs=1e-9), (trial, n)
+    assert ties > 0  # the corpora include references tied for closest length
+    assert C.corpus_bleu(hyps, refs, max_n=4) > 0.1
+
+
+def test_bleu_matches_torchmetrics_with_one_reference_each():
+    # torchmetrics' BLEUScore takes the first of two equally close references (sacrebleu, nltk and
+    # the COCO scorer the shorter one); with one reference per caption there is no such tie.
+    rng = np.random.default_rng(0)
+    words = "a bird red on".split()
+    for trial in range(3):
+        hyps, refs = _random_corpus(rng, words, refs_per_caption=(1, 2))
+        for n in (1, 2, 3, 4):
+            theirs = BLEUScore(n_gram=n)([" ".join(h) for h in hyps], [[" ".join(r) for r in rs] for rs in refs])
+            assert C.corpus_bleu(hyps, refs, max_n=n) == pytest.approx(theirs.item(), abs=1e-6), (trial, n)
+
+
+def test_bleu_takes_the_shorter_of_two_equally_close_references():
+    # Caption 1 has 6 words; its references have 7 and 5 (the longer listed first): both 1 away.
+    hyps = ["a red bird on the left".split(), "two blue fish swim".split()]
+    refs = [["a red bird sits on the left".split(), "a red bird on left".split()],
+            ["two blue fish swim to the right".split()]]
+    assert C.bleu_statistics(hyps, refs, max_n=1)[:, -1].tolist() == [5, 7]
+    # Every word matches, so BLEU-1 is the brevity penalty alone: c = 10 words, r = 5 + 7 (not 7 + 7).
+    assert C.corpus_bleu(hyps, refs, max_n=1) == pytest.approx(math.exp(1 - 12 / 10), abs=1e-12)
+    streams = [[" ".join(r[0]) for r in refs], [" ".join(r[1]) if len(r) > 1 else None for r in refs]]
+    for n in (1, 2, 3, 4):
+        ours = C.corpus_bleu(hyps, refs, max_n=n)
+        assert ours == pytest.approx(nltk_corpus_bleu(refs, hyps, weights=(1 / n,) * n), abs=1e-9), n
+        # sacrebleu on whitespace-split text (tokenize="none"), unsmoothed, in percent.
+        sacre = BLEU(tokenize="none", smooth_method="none", max_ngram_order=n, effective_order=False)
+        assert ours == pytest.approx(sacre.corpus_score([" ".join(h) for h in hyps], streams).score / 100,
+                                     abs=1e-9), n
 
 
 # ---------------------------------------------------------------- pointing
@@ -332,3 +386,139 @@ def test_scene_tagger_pools_location_scores():
     assert torch.allclose(tagger(images), tagger.head(tagger.cnn.pooled(images)), atol=1e-6)
     with pytest.raises(ValueError, match="pool"):
         C.SceneTagger(5, pool="sum")
+
+
+# ---------------------------------------------------------------- baselines and spreads
+
+NOUN_FORMS = {"bird": "bird", "birds": "bird", "fish": "fish", "hat": "hat", "hats": "hat"}
+
+
+def test_noun_scores_are_micro_precision_and_recall_as_sklearn_counts_them():
+    from sklearn.metrics import precision_score, recall_score
+    from sklearn.preprocessing import MultiLabelBinarizer
+    captions = ["two birds and a fish", "a hat", "a fish on the left", "there is nothing"]
+    truth = [["bird", "bird"], ["hat", "fish"], ["bird"], ["hat"]]
+    precision, recall = C.noun_scores(captions, truth, NOUN_FORMS)
+    binarize = MultiLabelBinarizer(classes=["bird", "fish", "hat"])
+    named = binarize.fit_transform([C.named_nouns(c, NOUN_FORMS) for c in captions])
+    true = binarize.transform([set(t) for t in truth])
+    assert precision == pytest.approx(precision_score(true, named, average="micro"))   # 2 of 4
+    assert recall == pytest.approx(recall_score(true, named, average="micro"))         # 2 of 5
+    assert (precision, recall) == (0.5, 0.4)
+    with pytest.raises(ValueError, match="scenes"):
+        C.noun_scores(captions, truth[:2], NOUN_FORMS)
+
+
+def test_noun_precision_chance_is_the_mean_of_every_constant_noun():
+    truth = [["bird"], ["bird", "fish"], ["hat"], ["bird", "bird"]]
+    vocabulary = ["bird", "fish", "hat", "tree"]
+    chance = C.noun_precision_chance(truth, vocabulary)
+    constant = [C.noun_scores([noun] * len(truth), truth, {n: n for n in vocabulary})[0] for noun in vocabulary]
+    assert chance == pytest.approx(np.mean(constant)) == pytest.approx((1 + 2 + 1 + 1) / 4 / 4)
+    # The same number by drawing: one uniformly random noun per scene.
+    rng = np.random.default_rng(0)
+    drawn = [C.noun_scores(list(rng.choice(vocabulary, len(truth))), truth, {n: n for n in vocabulary})[0]
+             for _ in range(4000)]
+    assert np.mean(drawn) == pytest.approx(chance, abs=0.01)
+    assert C.best_constant_noun(truth, vocabulary) == "bird"                  # in 3 scenes of 4
+    assert C.best_constant_noun([["hat"], ["fish"]], vocabulary) == "fish"    # a tie: a-z
+
+
+def test_tag_scores_give_the_all_negative_predictor_nothing_but_its_accuracy():
+    from sklearn.metrics import average_precision_score
+    tags = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=bool)   # tag 3 never positive
+    none = C.tag_scores(np.full(tags.shape, -1.0), tags)
+    assert none["accuracy"] == pytest.approx(1 - tags.mean()) and none["micro F1"] == 0
+    assert none["mAP"] == pytest.approx(np.mean([0.5, 0.25]))                  # each tag's positive rate
+    perfect = C.tag_scores(np.where(tags, 2.0, -2.0), tags)
+    assert perfect == {"mAP": 1.0, "micro F1": 1.0, "accuracy": 1.0}
+    scores = np.array([[0.5, -1, 0], [0.2, 0.1, -1], [-0.3, -2, 0], [0.9, -1, 1]])
+    assert C.tag_scores(scores, tags)["mAP"] == pytest.approx(
+        np.mean([average_precision_score(tags[:, k], scores[:, k]) for k in (0, 1)]))
+    with pytest.raises(ValueError, match="shape"):
+        C.tag_scores(scores[:, :2], tags)
+
+
+def test_pos_weight_balances_each_tags_positives_and_negatives():
+    tags = torch.tensor([[1, 0, 0], [0, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=torch.bool)
+    assert C.balancing_pos_weight(tags).tolist() == [3.0, 3.0, 1.0]
+    torch.manual_seed(0)
+    tagger = C.SceneTagger(3, width=4, depth=2)
+    batch = {"image": torch.rand(4, 3, 16, 16), "tags": tags}
+    plain, _ = C.tagger_step(tagger, batch)
+    same, _ = C.tagger_step(tagger, batch, pos_weight=torch.ones(3))
+    weighted, _ = C.tagger_step(tagger, batch, pos_weight=C.balancing_pos_weight(tags))
+    logits = tagger(batch["image"])
+    expected = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([3.0, 3.0, 1.0]))(logits, tags.float())
+    assert same.item() == pytest.approx(plain.item()) and weighted.item() == pytest.approx(expected.item())
+
+
+def test_fixed_caption_bleu_is_corpus_bleu_of_one_caption_said_everywhere():
+    rng = np.random.default_rng(3)
+    words = "a bird red".split()
+    refs = [[list(rng.choice(words, rng.integers(3, 11))) for _ in range(rng.integers(1, 4))] for _ in range(25)]
+    candidates = [list(rng.choice(words, rng.integers(4, 9))) for _ in range(12)] + [refs[0][0]]
+    fast = C.fixed_caption_bleu(candidates, refs, max_n=4)
+    for cand, ours in zip(candidates, fast):
+        assert ours == pytest.approx(C.corpus_bleu([cand] * len(refs), refs, max_n=4), abs=1e-12)
+    # nltk counts the n-grams of captions shorter than n differently, and warns on a BLEU of 0.
+    scored = [(cand, ours) for cand, ours in zip(candidates[:12], fast) if ours > 0]
+    assert len(scored) >= 8
+    for cand, ours in scored:
+        assert ours == pytest.approx(nltk_corpus_bleu(refs, [cand] * len(refs)), abs=1e-9)
+    short = [["a", "bird"]]                          # no 3- or 4-gram: BLEU-4 0, BLEU-2 not
+    assert C.fixed_caption_bleu(short, refs, max_n=4)[0] == 0
+    assert C.fixed_caption_bleu(short, refs, max_n=2)[0] == pytest.approx(C.corpus_bleu(short * len(refs), refs, 2))
+    best, score = C.best_fixed_caption([" ".join(c) for c in candidates], refs)
+    assert score == pytest.approx(fast.max()) and best == " ".join(candidates[int(fast.argmax())])
+    with pytest.raises(ValueError, match="candidate"):
+        C.best_fixed_caption([], refs)
+
+
+def test_stamp_bootstrap_weights_drop_scenes_of_undrawn_stamps():
+    scenes = [["s1"], ["s1", "s2"], ["s2", "s2"], ["s3"], ["s1", "s3"]]
+    weights = C.stamp_bootstrap_weights(scenes, samples=300, seed=0)
+    assert weights.shape == (300, 5) and (weights >= 0).all()
+    assert np.array_equal(weights, C.stamp_bootstrap_weights(scenes, samples=300, seed=0))
+    # A scene counts as the product of its distinct stamps' draws: s2 twice in a scene is one stamp.
+    s1, s2, s3 = weights[:, 0], weights[:, 2], weights[:, 3]
+    assert np.array_equal(weights[:, 1], s1 * s2) and np.array_equal(weights[:, 4], s1 * s3)
+    assert np.array_equal(s1 + s2 + s3, np.full(300, 3.0))        # three stamps drawn each time
+    assert ((weights[:, 1] == 0) == ((s1 == 0) | (s2 == 0))).all()
+    # One stamp per scene: the ordinary bootstrap of scenes (weights sum to N, each 1 on average).
+    single = C.stamp_bootstrap_weights([[f"s{i}"] for i in range(50)], samples=400, seed=1)
+    assert (single.sum(axis=1) == 50).all() and single.mean() == pytest.approx(1.0)
+    assert single.var(axis=0).mean() == pytest.approx(1 - 1 / 50, abs=0.1)   # multinomial variance
+
+
+@pytest.mark.filterwarnings("ignore:\\nThe hypothesis contains 0 counts:UserWarning")  # a draw that keeps few scenes
+def test_cluster_bootstrap_bleu_is_bleu_of_the_corpus_repeated_by_weight():
+    rng = np.random.default_rng(2)
+    words = "a bird red".split()
+    hyps = [list(rng.choice(words, rng.integers(4, 8))) for _ in range(30)]
+    refs = [[list(rng.choice(words, rng.integers(3, 9))) for _ in range(2)] for _ in range(30)]
+    stamps = [[f"s{i % 7}", f"s{(i * 3) % 5}"] for i in range(30)]
+    stats = C.bleu_statistics(hyps, refs, max_n=4)
+    boots = C.cluster_bootstrap_bleu(stats, stamps, samples=20, seed=4)
+    weights = C.stamp_bootstrap_weights(stamps, samples=20, seed=4).astype(int)
+    for w, ours in zip(weights, boots):
+        keep = np.repeat(np.arange(30), w)
+        repeated = nltk_corpus_bleu([refs[i] for i in keep], [hyps[i] for i in keep])
+        assert ours == pytest.approx(repeated, abs=1e-9)
+    assert boots.std() > 0 and (boots > 0).mean() > 0.5
+    with pytest.raises(ValueError, match="scenes"):
+        C.cluster_bootstrap_bleu(stats, stamps[:3])
+
+
+def test_noun_precision_bootstrap_is_noun_precision_of_the_corpus_repeated_by_weight():
+    captions = ["two birds and a fish", "a hat", "a fish on the left", "there is nothing", "a bird"]
+    truth = [["bird", "bird"], ["hat", "fish"], ["bird"], ["hat"], ["bird", "fish"]]
+    hits = C.noun_hits(captions, truth, NOUN_FORMS)
+    assert hits.tolist() == [[1, 2, 1], [1, 1, 2], [0, 1, 1], [0, 0, 1], [1, 1, 2]]
+    weights = C.stamp_bootstrap_weights([[f"s{i}"] for i in range(5)], samples=30, seed=0)
+    for w, ours in zip(weights, C.noun_precision_bootstrap(hits, weights)):
+        keep = np.repeat(np.arange(5), w.astype(int))
+        assert ours == pytest.approx(C.noun_scores([captions[i] for i in keep], [truth[i] for i in keep],
+                                                   NOUN_FORMS)[0])
+    with pytest.raises(ValueError, match="weights"):
+        C.noun_precision_bootstrap(hits, weights[:, :3])

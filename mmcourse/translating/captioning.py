@@ -13,6 +13,12 @@ L = h * w *annotation vectors* a_i [B, L, C].
 
 Both implement `init_state(annotations)` and `step(tokens, state, annotations) -> (logits,
 state, attention or None)`, which is all that `greedy_decode` and `beam_search` need.
+
+The evaluation's helpers live here too: corpus BLEU counted by hand (`bleu_statistics`), the
+image-blind baselines (`blind_caption`, `best_fixed_caption`, `noun_precision_chance`,
+`best_constant_noun`), the tagger's scores beside the all-negative predictor's (`tag_scores`), and
+spreads that resample the stamp pictures the scenes are made of (`cluster_bootstrap_bleu`,
+`noun_precision_bootstrap`), since scenes that share a stamp are not independent tests.
 """
 from __future__ import annotations
 
@@ -53,11 +59,44 @@ class SceneTagger(nn.Module):
         return scores.amax(dim=1) if self.pool == "max" else scores.mean(dim=1)
 
 
-def tagger_step(model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-    """Binary cross-entropy over the tags; logs the share of tags predicted right."""
+def tagger_step(model: nn.Module, batch: dict[str, Tensor],
+                pos_weight: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """Binary cross-entropy over the tags; logs the share of tags predicted right.
+
+    `pos_weight` [T] multiplies each tag's positive term (BCEWithLogits' `pos_weight`): with
+    few positives per tag, plain cross-entropy is cheapest near "no tag at all", and weighting
+    each positive by (negatives / positives) balances the two kinds of mistake.
+    """
     logits = model(batch["image"])
-    loss = F.binary_cross_entropy_with_logits(logits, batch["tags"].float())
+    weight = None if pos_weight is None else pos_weight.to(logits.device)
+    loss = F.binary_cross_entropy_with_logits(logits, batch["tags"].float(), pos_weight=weight)
     return loss, {"tag_acc": ((logits > 0) == batch["tags"].bool()).float().mean()}
+
+
+def balancing_pos_weight(tags: Tensor) -> Tensor:
+    """Per tag, negatives / positives in `tags` [N, T] (a tag never seen positive gets 1)."""
+    positives = tags.float().sum(dim=0)
+    return torch.where(positives > 0, (len(tags) - positives) / positives.clamp(min=1), torch.ones_like(positives))
+
+
+def tag_scores(scores: Tensor | np.ndarray, tags: Tensor | np.ndarray) -> dict[str, float]:
+    """How well tag scores [N, T] (logits: positive means "tagged") name the true tags [N, T].
+
+    "mAP": sklearn's average precision per tag, averaged over the tags with at least one positive
+    (a ranking measure: no threshold); "micro F1": F1 over all (image, tag) decisions at logit 0;
+    "accuracy": the share of decisions that are right. Constant scores, the all-negative
+    predictor, get each tag's positive rate as its average precision, F1 0 and the accuracy of
+    saying "no tag" everywhere: `tag_scores(np.full(shape, -1.0), tags)`.
+    """
+    from sklearn.metrics import average_precision_score, f1_score
+
+    scores, tags = np.asarray(scores, dtype=np.float64), np.asarray(tags).astype(bool)
+    if scores.shape != tags.shape:
+        raise ValueError(f"scores {scores.shape} and tags {tags.shape} differ in shape")
+    present = tags.any(axis=0)
+    return {"mAP": float(average_precision_score(tags[:, present], scores[:, present], average="macro")),
+            "micro F1": float(f1_score(tags, scores > 0, average="micro", zero_division=0)),
+            "accuracy": float(((scores > 0) == tags).mean())}
 
 
 @torch.no_grad()
@@ -329,6 +368,64 @@ def blind_caption(captions: Sequence[Sequence[str]]) -> str:
         live = [(tokens, weight) for tokens, weight in live if len(tokens) >= len(words) and tokens[len(words) - 1] == best]
 
 
+# ------------------------------------------------------------------ nouns
+
+
+def named_nouns(caption: str, noun_forms: dict[str, str]) -> set[str]:
+    """The object nouns a caption names: its words looked up in `noun_forms` ("birds" -> "bird")."""
+    return {noun_forms[w] for w in caption.split() if w in noun_forms}
+
+
+def noun_hits(captions: Sequence[str], nouns: Sequence[Sequence[str]], noun_forms: dict[str, str]) -> np.ndarray:
+    """Per caption [N, 3]: the named nouns that are in its scene, the nouns it names, the scene's
+    nouns (each noun counted once per caption or scene). Column sums give `noun_scores`; weighted
+    sums give its bootstrap (`noun_precision_bootstrap`)."""
+    if len(captions) != len(nouns):
+        raise ValueError(f"{len(captions)} captions but {len(nouns)} scenes of nouns")
+    rows = []
+    for caption, scene in zip(captions, nouns):
+        named, truth = named_nouns(caption, noun_forms), set(scene)
+        rows.append((len(named & truth), len(named), len(truth)))
+    return np.array(rows, dtype=np.float64).reshape(len(rows), 3)
+
+
+def noun_scores(captions: Sequence[str], nouns: Sequence[Sequence[str]],
+                noun_forms: dict[str, str]) -> tuple[float, float]:
+    """(precision, recall) of the nouns the captions name against each scene's true nouns.
+
+    Micro-averaged over the corpus, as sklearn's precision_score(average="micro") on the sets:
+    precision = named nouns that are in their scene / all named nouns; recall = true nouns
+    named / all true nouns.
+    """
+    right, named, truth = noun_hits(captions, nouns, noun_forms).sum(axis=0)
+    return float(right / max(1.0, named)), float(right / max(1.0, truth))
+
+
+def noun_precision_bootstrap(hits: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Noun precision under each row of bootstrap `weights` [samples, N] (e.g. `stamp_bootstrap_weights`)
+    from `noun_hits` [N, 3]: [samples]. The same weights for two captioners resample them in pairs."""
+    if weights.shape[-1] != len(hits):
+        raise ValueError(f"weights for {weights.shape[-1]} scenes but hits of {len(hits)} captions")
+    return (weights @ hits[:, 0]) / np.maximum(1.0, weights @ hits[:, 1])
+
+
+def noun_precision_chance(nouns: Sequence[Sequence[str]], vocabulary: Sequence[str]) -> float:
+    """Expected noun precision of a caption naming one noun drawn uniformly from `vocabulary`:
+    the mean, over scenes, of the share of the vocabulary that is in the scene."""
+    vocabulary = set(vocabulary)
+    if not vocabulary or not nouns:
+        raise ValueError("noun_precision_chance needs scenes and a non-empty vocabulary")
+    return float(np.mean([len(set(n) & vocabulary) / len(vocabulary) for n in nouns]))
+
+
+def best_constant_noun(nouns: Sequence[Sequence[str]], vocabulary: Sequence[str]) -> str:
+    """The noun in the most scenes of `nouns` (ties: a-z): the best noun to name for every image.
+
+    Chosen on the training scenes, it is the image-blind baseline for noun precision."""
+    counts = Counter(n for scene in nouns for n in set(scene))
+    return min(sorted(vocabulary), key=lambda n: -counts[n])
+
+
 # ------------------------------------------------------------------ BLEU
 
 
@@ -342,7 +439,8 @@ def bleu_statistics(hypotheses: Sequence[Sequence[str]], references: Sequence[Se
 
     n-grams of the hypothesis found in a reference (clipped: each counted at most as often as in
     the reference that has it most) for n = 1..max_n, all its n-grams for n = 1..max_n, its
-    length c, and the length r of its closest reference (the first one on a tie).
+    length c, and the length r of its closest reference: the shorter one when two are equally
+    close, as sacrebleu, nltk and the COCO scorer do (torchmetrics' BLEUScore takes the first).
     """
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference lists")
@@ -357,8 +455,8 @@ def bleu_statistics(hypotheses: Sequence[Sequence[str]], references: Sequence[Se
                 most |= _ngrams(ref, n)                # per n-gram, the largest count in any reference
             matched.append(sum(min(k, most[g]) for g, k in counts.items()))
             total.append(sum(counts.values()))
-        gaps = [abs(len(ref) - len(hyp)) for ref in refs]
-        rows.append(matched + total + [len(hyp), len(refs[gaps.index(min(gaps))])])
+        closest = min((len(ref) for ref in refs), key=lambda r: (abs(r - len(hyp)), r))  # tie: shorter
+        rows.append(matched + total + [len(hyp), closest])
     return np.array(rows, dtype=np.float64).reshape(len(rows), 2 * max_n + 2)
 
 
@@ -383,7 +481,8 @@ def bleu_from_statistics(stats: np.ndarray, max_n: int = 4) -> float:
 def corpus_bleu(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[Sequence[str]]],
                 max_n: int = 4) -> float:
     """Corpus BLEU-`max_n` (Papineni et al., 2002) of tokenised captions against several references
-    each, as torchmetrics' BLEUScore without smoothing."""
+    each, as sacrebleu and nltk's corpus_bleu without smoothing (and torchmetrics' BLEUScore, but for
+    length ties: see `bleu_statistics`)."""
     return bleu_from_statistics(bleu_statistics(hypotheses, references, max_n), max_n)
 
 
@@ -392,6 +491,84 @@ def bootstrap_bleu(stats: np.ndarray, max_n: int = 4, samples: int = 200, seed: 
     rng = np.random.default_rng(seed)
     return np.array([bleu_from_statistics(stats[rng.integers(0, len(stats), len(stats))], max_n)
                      for _ in range(samples)])
+
+
+def stamp_bootstrap_weights(scene_stamps: Sequence[Sequence[str]], samples: int = 200,
+                            seed: int = 0) -> np.ndarray:
+    """Bootstrap weights [samples, N] that resample the stamps, not the scenes.
+
+    Scenes built from the same few stamp pictures are not independent tests: a stamp the encoder
+    happens to recognise lifts every scene it appears in. Each resampling draws the distinct
+    stamps with replacement; a scene then counts as often as the product of its stamps' draws
+    (the pigeonhole bootstrap of crossed designs, Owen 2007): a scene with one stamp drawn twice
+    counts twice, one whose stamps were not all drawn drops out. With one stamp per scene and
+    no stamp shared, this is the ordinary bootstrap of the scenes.
+    """
+    index = {s: i for i, s in enumerate(sorted({s for stamps in scene_stamps for s in stamps}))}
+    if not index:
+        raise ValueError("stamp_bootstrap_weights needs scenes with stamps")
+    members = [sorted({index[s] for s in stamps}) for stamps in scene_stamps]
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(index), np.full(len(index), 1 / len(index)), size=samples)   # [samples, S]
+    return np.stack([draws[:, m].prod(axis=1) for m in members], axis=1).astype(np.float64)
+
+
+def cluster_bootstrap_bleu(stats: np.ndarray, scene_stamps: Sequence[Sequence[str]], max_n: int = 4,
+                           samples: int = 200, seed: int = 0) -> np.ndarray:
+    """BLEU-`max_n` on `samples` stamp resamplings (`stamp_bootstrap_weights`) of the test scenes.
+
+    The same seed draws the same stamps for every captioner, so the difference of two captioners'
+    arrays is the paired bootstrap of their difference.
+    """
+    if len(stats) != len(scene_stamps):
+        raise ValueError(f"{len(stats)} rows of statistics but {len(scene_stamps)} scenes")
+    weights = stamp_bootstrap_weights(scene_stamps, samples, seed)
+    return np.array([bleu_from_statistics((w @ stats)[None], max_n) for w in weights])
+
+
+def fixed_caption_bleu(candidates: Sequence[Sequence[str]], references: Sequence[Sequence[Sequence[str]]],
+                       max_n: int = 4) -> np.ndarray:
+    """Corpus BLEU-`max_n` of each candidate caption said for every image: [len(candidates)].
+
+    Equal to corpus_bleu([candidate] * len(references), references) for each candidate, but the
+    references are counted once: per n-gram, its largest count in each image's references.
+    """
+    most: dict[tuple[str, ...], list[int]] = {}
+    for refs in references:
+        for n in range(1, max_n + 1):
+            best: Counter = Counter()
+            for ref in refs:
+                best |= _ngrams(ref, n)
+            for gram, k in best.items():
+                most.setdefault(gram, []).append(k)
+    counts = {gram: np.array(ks) for gram, ks in most.items()}
+    lengths = [[len(ref) for ref in refs] for refs in references]
+    closest: dict[int, int] = {}
+    out = []
+    for hyp in candidates:
+        c = len(hyp)
+        if c not in closest:  # total closest-reference length, shorter on ties as in `bleu_statistics`
+            closest[c] = sum(min(ls, key=lambda r: (abs(r - c), r)) for ls in lengths)
+        matched = [sum(int(np.minimum(k, counts[g]).sum()) for g, k in _ngrams(hyp, n).items() if g in counts)
+                   for n in range(1, max_n + 1)]
+        total = [len(references) * max(0, c - n + 1) for n in range(1, max_n + 1)]
+        row = np.array([matched + total + [len(references) * c, closest[c]]], dtype=np.float64)
+        out.append(bleu_from_statistics(row, max_n))
+    return np.array(out)
+
+
+def best_fixed_caption(candidates: Sequence[str], references: Sequence[Sequence[Sequence[str]]],
+                       max_n: int = 4) -> tuple[str, float]:
+    """The candidate with the highest corpus BLEU-`max_n` when said for every image, and that BLEU.
+
+    Searched over the training captions against the training references, it is the strongest
+    image-blind caption for BLEU (ties: the first candidate).
+    """
+    if not candidates:
+        raise ValueError("best_fixed_caption needs at least one candidate")
+    scores = fixed_caption_bleu([c.split() for c in candidates], references, max_n)
+    best = int(np.argmax(scores))
+    return candidates[best], float(scores[best])
 
 
 # ------------------------------------------------------------------ where attention points
