@@ -167,3 +167,67 @@ def test_predict_heatmaps_shape_and_meta_device():
 def test_mismatched_batch_is_refused():
     with pytest.raises(ValueError, match="one sound per scene"):
         tiny()(torch.rand(2, 3, 16, 16), torch.randn(3, 4000))
+
+
+# ---------------------------------------------------------------- pointing, chance and paired leads
+
+def test_pointing_hand_values():
+    masks = np.zeros((3, 4, 4), dtype=bool)
+    masks[:, :2, :2] = True                                        # the object: top-left quarter
+    heat = np.zeros((3, 4, 4))
+    heat[0, 1, 1] = 1.0                                            # peak inside
+    heat[1, 3, 3] = 1.0                                            # peak outside
+    heat[2] = 0.5                                                  # flat: the first pixel (0, 0), inside
+    assert L.pointing_hits(heat, masks).tolist() == [True, False, True]
+    assert L.pointing_accuracy(heat, masks) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="same shape"):
+        L.pointing_hits(heat, masks[:, :2])
+
+
+def test_random_object_odds_counts_visible_objects():
+    two = np.zeros((2, 4, 4), dtype=bool)
+    two[0, 0, 0] = two[1, 3, 3] = True
+    three_one_hidden = np.zeros((3, 4, 4), dtype=bool)
+    three_one_hidden[0, 0] = three_one_hidden[1, 1] = True         # the third object is fully covered
+    four = np.ones((4, 4, 4), dtype=bool)
+    assert L.random_object_odds([two, three_one_hidden, four]).tolist() == [0.5, 0.5, 0.25]
+
+
+def test_kind_overlap_hand_values():
+    # scene 0 sounds an animal and also shows a voice; scene 1 sounds a voice; scene 2 an animal alone
+    sounders = ["animal", "voice", "animal"]
+    scenes = [{"animal", "voice"}, {"voice", "object"}, {"animal"}]
+    # pairs (i, j != i): animal in 1? no, in 2? yes; voice in 0? yes, in 2? no; animal in 0? yes, in 1? no
+    assert L.kind_overlap(sounders, scenes) == pytest.approx(3 / 6)
+    with pytest.raises(ValueError, match="one sounder kind per scene"):
+        L.kind_overlap(["animal"], [{"animal"}])
+
+
+def test_paired_bootstrap_is_tighter_than_the_scene_spread():
+    rng = np.random.default_rng(0)
+    shared = rng.random(400) < 0.5                                 # hard and easy scenes, shared by both
+    a, b = shared | (rng.random(400) < 0.1), shared.astype(float)  # a = b plus a few extra hits
+    low, high = L.paired_bootstrap_interval(a, b, seed=0)
+    lead = a.mean() - b.mean()
+    assert 0 < low < lead < high and high - low < 0.06
+    assert L.paired_bootstrap_interval(b, b) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="1-D"):
+        L.paired_bootstrap_interval(a, b[:10])
+
+
+def test_supervised_step_uses_only_the_labelled_scenes():
+    model = tiny()
+    images, waves = torch.rand(4, 3, 16, 16), torch.randn(4, SR // 2)
+    target = L.mask_to_grid(torch.rand(4, 16, 16) > 0.7, (4, 4))
+    some = torch.tensor([True, False, True, False])
+    step = L.localization_step("supervised")
+    model.train()
+    torch.manual_seed(0)
+    loss, _ = step(model, (images, waves, target, some))
+    alone, _ = step(tiny(), (images[some], waves[some], target[some], some[some]))
+    assert torch.allclose(loss, alone)                             # the unlabelled scenes change nothing
+    other = images.clone()
+    other[~some] = 0.0                                             # not even through BatchNorm
+    assert torch.allclose(step(tiny(), (other, waves, target, some))[0], loss)
+    none, logs = step(model, (images, waves, target, torch.zeros(4, dtype=torch.bool)))
+    assert none.item() == 0.0 and none.requires_grad and logs == {}

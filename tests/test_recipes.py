@@ -1,5 +1,6 @@
 """Notebook 02's helpers: median rank, recipe tensors, the im2recipe model and loss, CCA."""
 import functools
+import itertools
 
 import numpy as np
 import pytest
@@ -72,6 +73,85 @@ def test_retrieval_subsets_perfect_random_and_bad_n():
     assert 30 < noise["im2rec medR"].mean() < 70 and noise["im2rec R@10"].mean() < 0.25
     with pytest.raises(ValueError, match="n=400"):
         RC.retrieval_subsets(vecs, vecs, n=400)
+
+
+def test_within_class_ranks_only_among_the_querys_class():
+    scores = torch.tensor([[0.1, 0.9, 0.5, 0.3],
+                           [0.2, 0.8, 0.9, 0.1],
+                           [0.7, 0.4, 0.5, 0.9],
+                           [0.4, 0.3, 0.2, 0.1]])
+    labels = torch.tensor([0, 0, 1, 1])
+    masked = RC.within_class(scores, labels, labels)
+    assert torch.isinf(masked[0, 2:]).all() and masked[0, :2].tolist() == pytest.approx([0.1, 0.9])
+    # Overall ranks 4, 2, 3, 4 (median 3.5); among the own class 2, 1, 2, 2 (median 2).
+    found = RC.ranking_metrics(scores, ks=(1,), labels=labels)
+    assert found["medR"] == 3.5 and found["within-class medR"] == 2.0
+    assert set(RC.ranking_metrics(scores, ks=(1, 5))) == {"medR", "R@1", "R@5"}
+
+
+def test_retrieval_subsets_with_labels_add_a_within_class_rank_never_above_the_rank():
+    g = torch.Generator().manual_seed(0)
+    vecs, labels = torch.randn(300, 16, generator=g), torch.arange(300) % 4
+    found = RC.retrieval_subsets(vecs, torch.randn(300, 16, generator=g), n=100, repeats=4, labels=labels)
+    for d in ("im2rec", "rec2im"):
+        assert (found[f"{d} within-class medR"] <= found[f"{d} medR"]).all()
+        assert 6 < found[f"{d} within-class medR"].mean() < 20  # random within classes of about 25
+    one_class = RC.retrieval_subsets(vecs, vecs + 0.5 * torch.randn(300, 16, generator=g), n=100, repeats=2,
+                                     labels=torch.zeros(300))
+    assert np.array_equal(one_class["im2rec within-class medR"], one_class["im2rec medR"])
+
+
+def test_every_protocol_reads_the_same_subsets():
+    picks = RC.subset_picks(50, n=20, repeats=3, seed=4)
+    assert len(picks) == 3 and all(len(set(p.tolist())) == 20 and p.max() < 50 for p in picks)
+    assert all(torch.equal(a, b) for a, b in zip(picks, RC.subset_picks(50, n=20, repeats=3, seed=4)))
+    with pytest.raises(ValueError, match="n=60"):
+        RC.subset_picks(50, n=60)
+
+
+def _brute_force_oracle(labels: list[int], k: int) -> tuple[float, float]:
+    """Exact expected medR and R@k of the class oracle: every joint draw of the queries' ranks."""
+    sizes = [labels.count(c) for c in labels]
+    medians, recalls = [], []
+    for ranks in itertools.product(*[range(1, s + 1) for s in sizes]):  # each equally likely
+        medians.append(float(np.median(ranks)))
+        recalls.append(np.mean([r <= k for r in ranks]))
+    return float(np.mean(medians)), float(np.mean(recalls))
+
+
+def test_class_oracle_matches_a_brute_force_expectation_on_a_tiny_case():
+    labels = [0, 0, 0, 1, 1, 2]
+    exact_medr, exact_r2 = _brute_force_oracle(labels, k=2)
+    simulated = RC.class_oracle_subsets(labels, n=6, repeats=1, ks=(2,), draws=20000)
+    assert simulated["im2rec medR"][0] == pytest.approx(exact_medr, abs=0.05)
+    assert simulated["rec2im R@2"][0] == pytest.approx(exact_r2, abs=0.02)
+    assert RC.class_oracle_recall(labels, 2) == pytest.approx(exact_r2)  # (2/3 * 3 + 1 * 3) / 6
+    assert np.array_equal(simulated["im2rec within-class medR"], simulated["im2rec medR"])
+
+
+def test_class_oracle_under_the_subset_protocol():
+    labels = torch.arange(400) % 8                                   # eight classes of 50
+    found = RC.class_oracle_subsets(labels, n=200, repeats=3, seed=1, draws=5)
+    assert set(found) == set(RC.retrieval_subsets(torch.eye(400), torch.eye(400), n=200, repeats=3,
+                                                  labels=labels))
+    # About 25 of each class per subset: R@10 near 10/25 and the median rank near 13.
+    assert found["im2rec R@10"].mean() == pytest.approx(0.4, abs=0.04)
+    assert 11 < found["rec2im medR"].mean() < 15
+    ranks = RC.class_oracle_ranks(labels[:16].numpy(), draws=200, rng=np.random.default_rng(0))
+    assert ranks.shape == (200, 16) and ranks.min() == 1 and ranks.max() == 2  # two of each class
+
+
+def test_class_oracle_ranks_are_what_a_within_class_shuffle_gives():
+    # Rank the gallery by "same class first, then a random order", with median_rank's own rule.
+    labels = [0, 1, 1, 2, 2, 2, 0, 1]
+    exact, _ = _brute_force_oracle(labels, k=1)
+    g, t = torch.Generator().manual_seed(0), torch.tensor(labels)
+    same = (t[:, None] == t[None, :]).double()
+    shuffled = [median_rank(same + torch.rand(8, 8, generator=g, dtype=torch.float64), torch.eye(8, dtype=torch.bool))
+                for _ in range(300)]
+    assert np.mean(shuffled) == pytest.approx(exact, abs=0.15)    # about 4 standard errors
+    sampled = np.median(RC.class_oracle_ranks(np.array(labels), 20000, np.random.default_rng(0)), axis=1)
+    assert sampled.mean() == pytest.approx(exact, abs=0.03)
 
 
 # ---------------------------------------------------------------- tensors
@@ -180,6 +260,7 @@ def test_a_few_epochs_of_fit_pull_pairs_together(vocabs):
                   lr=2e-2, val_loader=loader, val_fn=RC.validation_ranks, progress=False)
     assert history["train_loss"][-1] < history["train_loss"][0]
     assert history[-1]["val_medR"] == 1.0  # three memorised pairs
+    assert history[-1]["val_within-class medR"] == 1.0  # each the only one of its class
 
 
 # ---------------------------------------------------------------- the baseline

@@ -10,6 +10,8 @@ A recipe is embedded by two text encoders, concatenated and projected:
 A dish image is embedded by the shared `ImageCNN`. Both sides go through a linear layer,
 tanh and L2 normalisation, and are trained with the cosine-embedding loss on pairs of which
 80% are mismatched. Semantic regularisation adds one dish classifier shared by both sides.
+Retrieval is scored as in the paper (`retrieval_subsets`), against the strongest trivial
+baseline: a class oracle that knows each pair's dish and nothing else (`class_oracle_subsets`).
 
     tensors = encode_recipes(rows, images, ingredient_vocab, word_vocab)   # dict of tensors
     model = Im2Recipe(len(ingredient_vocab), len(word_vocab), n_classes=8)
@@ -212,35 +214,118 @@ def embed_pairs(model: nn.Module, loader: Iterable) -> tuple[Tensor, Tensor]:
 
 
 def validation_ranks(model: nn.Module, loader: Iterable) -> dict[str, float]:
-    """A `val_fn` for `fit`: image -> recipe medR and R@10 over the whole validation set."""
+    """A `val_fn` for `fit`: image -> recipe medR, R@10 and (where the batches carry dish labels)
+    the within-class medR over the whole validation set."""
     images, recipes = embed_pairs(model, loader)
-    scores, relevant = cosine_scores(images, recipes), torch.eye(len(images), dtype=torch.bool)
-    return {"medR": median_rank(scores, relevant), "R@10": recall_at_k(scores, relevant, 10)}
+    batches = list(loader)
+    labels = None
+    if all("label" in b for b in batches):
+        device = next(model.parameters()).device
+        labels = all_gather_cat(torch.cat([b["label"] for b in batches]).to(device)).cpu()
+    return ranking_metrics(cosine_scores(images, recipes), ks=(10,), labels=labels)
+
+
+def subset_picks(n_pairs: int, n: int = 1000, repeats: int = 10, seed: int = 0) -> list[Tensor]:
+    """The protocol's subsets: `repeats` draws of n distinct pair indices out of `n_pairs`.
+
+    The model, the baselines and the class oracle all read these same subsets for one seed.
+    """
+    if not 1 <= n <= n_pairs:
+        raise ValueError(f"subsets of n={n} pairs need 1 <= n <= {n_pairs} (the number of pairs)")
+    rng = np.random.default_rng(seed)
+    return [torch.from_numpy(rng.choice(n_pairs, n, replace=False)) for _ in range(repeats)]
+
+
+def within_class(scores: Tensor, query_labels: Tensor, item_labels: Tensor) -> Tensor:
+    """Scores [Q, N] with every item of another class than its query's hidden (-inf).
+
+    The median rank of these scores is the rank of the true partner among the items of its own
+    class: what a model knows beyond the dish class.
+    """
+    other = query_labels.reshape(-1, 1) != item_labels.reshape(1, -1)
+    return scores.masked_fill(other.to(scores.device), float("-inf"))
+
+
+def ranking_metrics(scores: Tensor, ks: Sequence[int] = (1, 5, 10),
+                    labels: Tensor | None = None) -> dict[str, float]:
+    """medR and R@K of scores [n, n] whose diagonal holds the true pairs; with `labels` [n] also
+    the within-class medR (ranks among the items of the query's class)."""
+    relevant = torch.eye(len(scores), dtype=torch.bool)
+    out = {"medR": median_rank(scores, relevant)} | {f"R@{k}": recall_at_k(scores, relevant, k) for k in ks}
+    if labels is not None:
+        out["within-class medR"] = median_rank(within_class(scores, labels, labels), relevant)
+    return out
+
+
+def _collect(per_subset: list[dict[str, dict[str, float]]]) -> dict[str, np.ndarray]:
+    # [{direction: {metric: value}}] per subset -> {"direction metric": values [repeats]}
+    return {f"{d} {m}": np.array([s[d][m] for s in per_subset]) for d in per_subset[0] for m in per_subset[0][d]}
 
 
 def retrieval_subsets(image_vecs: Tensor, recipe_vecs: Tensor, n: int = 1000, repeats: int = 10,
-                      seed: int = 0, ks: Sequence[int] = (1, 5, 10)) -> dict[str, np.ndarray]:
+                      seed: int = 0, ks: Sequence[int] = (1, 5, 10),
+                      labels: Sequence[int] | Tensor | None = None) -> dict[str, np.ndarray]:
     """im2recipe's protocol: medR and R@K in both directions on `repeats` random subsets of n pairs.
 
-    Returns {metric name: values [repeats]}; names like "im2rec medR", "rec2im R@5".
-    Pair i is image i with recipe i; each subset ranks its n recipes for each of its n images
-    (and the other way round).
+    Returns {metric name: values [repeats]}; names like "im2rec medR", "rec2im R@5", and with the
+    dish `labels` of the pairs also "im2rec within-class medR". Pair i is image i with recipe i;
+    each subset ranks its n recipes for each of its n images (and the other way round).
     """
     if image_vecs.shape != recipe_vecs.shape:
         raise ValueError(f"need one recipe per image, got {tuple(image_vecs.shape)} and {tuple(recipe_vecs.shape)}")
-    if not 1 <= n <= len(image_vecs):
-        raise ValueError(f"subsets of n={n} pairs need 1 <= n <= {len(image_vecs)} (the number of pairs)")
-    rng = np.random.default_rng(seed)
-    relevant = torch.eye(n, dtype=torch.bool)
-    out: dict[str, list[float]] = {}
-    for _ in range(repeats):
-        pick = torch.from_numpy(rng.choice(len(image_vecs), n, replace=False))
+    labels = None if labels is None else torch.as_tensor(labels)
+    per_subset = []
+    for pick in subset_picks(len(image_vecs), n, repeats, seed):
         scores = cosine_scores(image_vecs[pick], recipe_vecs[pick])         # [n images, n recipes]
-        for name, s in (("im2rec", scores), ("rec2im", scores.T)):
-            out.setdefault(f"{name} medR", []).append(median_rank(s, relevant))
-            for k in ks:
-                out.setdefault(f"{name} R@{k}", []).append(recall_at_k(s, relevant, k))
-    return {k: np.array(v) for k, v in out.items()}
+        sub = None if labels is None else labels[pick]
+        per_subset.append({"im2rec": ranking_metrics(scores, ks, sub), "rec2im": ranking_metrics(scores.T, ks, sub)})
+    return _collect(per_subset)
+
+
+# ------------------------------------------------------------------ the class oracle
+
+
+def class_oracle_ranks(labels: Sequence[int] | np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """Ranks [draws, n] of the true partners under the dish-class oracle, in a gallery of the n
+    pairs with these dish `labels`.
+
+    The oracle knows each pair's dish class and nothing else: it puts the query's class first, in
+    a random order, so the true partner's rank is uniform on 1..n_c (n_c: the pairs of its class),
+    independently for every query and draw.
+    """
+    labels = np.asarray(labels)
+    n_c = (labels[:, None] == labels[None, :]).sum(axis=1)
+    return 1 + np.floor(rng.random((draws, len(labels))) * n_c).astype(int)
+
+
+def class_oracle_subsets(labels: Sequence[int] | Tensor, n: int = 1000, repeats: int = 10, seed: int = 0,
+                         ks: Sequence[int] = (1, 5, 10), draws: int = 50) -> dict[str, np.ndarray]:
+    """The strongest trivial retriever under `retrieval_subsets`' protocol, on the same subsets.
+
+    Each subset's medR and R@K are averaged over `draws` random orders within the classes (seeded
+    by `seed`); the names are those of `retrieval_subsets` with `labels`. Both directions are the
+    same retriever (a recipe's class is an image's class), and the within-class medR is its medR.
+    """
+    labels = torch.as_tensor(labels)
+    rng = np.random.default_rng([seed, 1])  # not the stream that drew the subsets
+    per_subset = []
+    for pick in subset_picks(len(labels), n, repeats, seed):
+        found = {}
+        for direction in ("im2rec", "rec2im"):
+            ranks = class_oracle_ranks(labels[pick].numpy(), draws, rng)
+            medr = float(np.median(ranks, axis=1).mean())
+            found[direction] = {"medR": medr} | {f"R@{k}": float((ranks <= k).mean()) for k in ks} \
+                | {"within-class medR": medr}
+        per_subset.append(found)
+    return _collect(per_subset)
+
+
+def class_oracle_recall(labels: Sequence[int] | Tensor, k: int) -> float:
+    """The class oracle's exact expected R@K on one gallery: min(k, n_c) / n_c averaged over the
+    queries, where n_c counts the items of the query's class (the true partner among them)."""
+    labels = torch.as_tensor(labels)
+    n_c = (labels.reshape(-1, 1) == labels.reshape(1, -1)).sum(dim=1).double()
+    return (n_c.clamp(max=k) / n_c).mean().item()
 
 
 # ------------------------------------------------------------------ the CCA baseline

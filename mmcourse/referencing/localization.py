@@ -16,7 +16,9 @@ Three ways to train the same model (Senocak et al., CVPR 2018):
 Evaluation as in the localisation literature: the heatmap, upsampled to the image and
 min-max normalised, is thresholded; cIoU compares the selected pixels with the ground truth,
 the success rate counts scenes with cIoU >= 0.5, and AUC is the area under the success rate
-as the cIoU threshold goes from 0 to 1 (`ciou`, `success_rate`, `success_auc`).
+as the cIoU threshold goes from 0 to 1 (`ciou`, `success_rate`, `success_auc`). The pointing
+game asks only whether the heatmap's maximum falls on the sounding object (`pointing_accuracy`),
+against pointing at a random one of the scene's objects (`random_object_odds`).
 """
 from __future__ import annotations
 
@@ -38,9 +40,9 @@ AUC_THRESHOLDS = np.linspace(0.0, 1.0, 21)    # cIoU thresholds of the success c
 class ContextCNN(nn.Module):
     """`ImageCNN(width, depth)` followed by `context` dilated 3x3 conv blocks at the same resolution.
 
-    Localising a small object needs a fine grid: a perfect map on a 6 x 6 grid, upsampled, still
-    fails on 17-58 % of our validation scenes (seeds 0-2; section 3 of notebook 10), against
-    7-47 % on a 12 x 12 grid. Two pooling blocks keep a grid of H / 4; the dilated blocks
+    Localising a small object needs a fine grid: a perfect map on a 6 x 6 grid, upsampled, fails
+    on more validation scenes than one on a 12 x 12 grid (notebook 10, section 3, measures both
+    with `oracle_heatmaps`). Two pooling blocks keep a grid of H / 4; the dilated blocks
     (dilation 2) widen what each location sees, from 10 to 42 pixels with two of them, so that
     every location sees a whole object without pooling further.
     """
@@ -153,15 +155,23 @@ def supervised_loss(scores: Tensor, target: Tensor) -> Tensor:
 def localization_step(mode: str, sup_weight: float = 1.0):
     """A `fit` loss for batches (images, waves, target grids [B, h, w], labelled flags [B]).
 
-    mode "unsupervised" ignores targets; "supervised" uses only them; "semi" adds
-    `sup_weight` x the supervised loss on the labelled scenes of the batch to the
-    unsupervised loss on all of them.
+    mode "unsupervised" ignores targets; "supervised" sees only the labelled scenes of the
+    batch (the others are not even passed through the model, so not even its BatchNorm
+    statistics learn from them); "semi" adds `sup_weight` x the supervised loss on the labelled
+    scenes to the unsupervised loss on all of them. A supervised batch without a labelled scene
+    gives a zero loss.
     """
     if mode not in ("unsupervised", "supervised", "semi"):
         raise ValueError(f"mode must be 'unsupervised', 'supervised' or 'semi', got {mode!r}")
 
     def step(model: nn.Module, batch) -> tuple[Tensor, dict]:
         images, waves, target, labelled = batch
+        if mode == "supervised":
+            if not labelled.any():  # fit needs a loss with a graph: zero, through the parameters
+                return sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0, {}
+            if not labelled.all():
+                images, waves, target = images[labelled], waves[labelled], target[labelled]
+                labelled = labelled[labelled]
         visual, audio = model(images, waves)
         tau = getattr(model, "module", model).temperature
         logs, loss = {}, torch.zeros((), device=visual.device)
@@ -255,6 +265,71 @@ def bootstrap_interval(cious: np.ndarray, seed: int = 0, n: int = 1000, level: f
     cious = np.asarray(cious)
     rates = [success_rate(cious[rng.integers(0, len(cious), len(cious))]) for _ in range(n)]
     return float(np.quantile(rates, (1 - level) / 2)), float(np.quantile(rates, (1 + level) / 2))
+
+
+def paired_bootstrap_interval(a: np.ndarray, b: np.ndarray, seed: int = 0, n: int = 1000,
+                              level: float = 0.9) -> tuple[float, float]:
+    """A percentile bootstrap interval of mean(a) - mean(b), resampling the *same* scenes for both.
+
+    `a` and `b` hold one number per scene (a success 0/1, a pointing hit, a chance 1/k): pairing
+    removes the scene-to-scene variation both share, so the interval is tighter than two separate
+    intervals, and a lead whose interval stays above 0 is not an accident of which scenes were drawn.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"need two 1-D arrays of per-scene values of one length, got {a.shape} and {b.shape}")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(a), (n, len(a)))
+    leads = a[picks].mean(1) - b[picks].mean(1)
+    return float(np.quantile(leads, (1 - level) / 2)), float(np.quantile(leads, (1 + level) / 2))
+
+
+def pointing_hits(heatmaps, masks) -> np.ndarray:
+    """The pointing game: for each scene, does the heatmap's maximum fall inside the mask?
+
+    heatmaps [N, S, S] and masks bool [N, S, S] (the sounding object's, or any other object
+    set, e.g. the union of all objects) -> bool [N]. A tie goes to the first maximum in row order.
+    """
+    heatmaps, masks = np.asarray(heatmaps), np.asarray(masks, dtype=bool)
+    if heatmaps.shape != masks.shape:
+        raise ValueError(f"heatmaps {heatmaps.shape} and masks {masks.shape} must have the same shape")
+    peaks = heatmaps.reshape(len(heatmaps), -1).argmax(1)
+    return masks.reshape(len(masks), -1)[np.arange(len(masks)), peaks]
+
+
+def pointing_accuracy(heatmaps, masks) -> float:
+    """Share of scenes whose heatmap maximum falls inside the mask (`pointing_hits`).
+
+    It ignores how large the selected region is, so it separates "finds the right object" from
+    "covers it well", which the cIoU mixes.
+    """
+    return float(np.mean(pointing_hits(heatmaps, masks)))
+
+
+def random_object_odds(object_masks: list[np.ndarray]) -> np.ndarray:
+    """For each scene, the chance that pointing inside a random one of its objects hits the
+    sounding one: 1 / (number of objects with at least one visible pixel) -> float [N].
+
+    `object_masks` holds one bool [k, S, S] per scene (`sound_scenes.object_masks`); its mean is
+    the pointing game's chance level for a sound-blind pointer that knows where the objects are.
+    """
+    return np.array([1.0 / np.count_nonzero(m.reshape(len(m), -1).any(1)) for m in object_masks])
+
+
+def kind_overlap(sounder_kinds: list[str], scene_kinds: list[set[str]]) -> float:
+    """How often another scene also holds an object of the kind that sounds in a scene.
+
+    For every ordered pair of scenes i != j: is an object of `sounder_kinds[i]` among
+    `scene_kinds[j]`? -> the share of such pairs. A scene always holds its own sounder, so this
+    is what tells a clip's own picture from the others of a batch, for a model that knows kinds.
+    """
+    if len(sounder_kinds) != len(scene_kinds) or len(scene_kinds) < 2:
+        raise ValueError("need one sounder kind per scene and at least two scenes")
+    kinds = sorted(set(sounder_kinds) | set().union(*scene_kinds))
+    holds = np.array([[kind in scene for kind in kinds] for scene in scene_kinds])  # [N, kinds]
+    column = np.array([kinds.index(kind) for kind in sounder_kinds])
+    others = holds[:, column].sum(0) - holds[np.arange(len(column)), column]       # scenes j != i
+    return float(others.sum() / (len(column) * (len(column) - 1)))
 
 
 # ---------------------------------------------------------------- baselines
