@@ -30,9 +30,10 @@ def find_notebooks(folder: Path, only: list[str] | None = None) -> list[Path]:
 
 
 def execute_notebook(path: Path, out_dir: Path, timeout: int = 900,
-                     kernel: str = KERNEL) -> tuple[float, float]:
+                     kernel: str = KERNEL, allow_errors: bool = False) -> tuple[float, float]:
     """Execute one notebook in its own folder and write the executed copy to `out_dir`.
 
+    `allow_errors` runs every cell even after one raised (the errors stay in the copy).
     Returns (seconds, peak resident memory of the kernel in MB).
     """
     import nbformat
@@ -40,7 +41,7 @@ def execute_notebook(path: Path, out_dir: Path, timeout: int = 900,
 
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(PEAK_PROBE))
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel,
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, allow_errors=allow_errors,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     try:

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from mmcourse.report import Claim
-from mmcourse.references import REFERENCE_DIR, Reference, _run_of, load_reference, reference_path
+from mmcourse.references import REFERENCE_DIR, Reference, _run_of, load_reference, merge, reference_path
 
 
 def _run(seed, acc, bar=0.5, kernels="AVX512"):
@@ -27,6 +27,26 @@ def test_span_and_claim_count():
     assert ref.claim_count(Claim("beats an unmeasured metric", "acc", ">", "loss")) == (0, 0)
 
 
+def test_a_lead_over_the_baseline_within_its_spread_is_reported():
+    def run(seed, acc, baseline):
+        found = _run(seed, acc, bar=0.2)
+        found["bars"]["acc"]["baseline"] = baseline
+        return found
+
+    assert Reference("x", [run(0, 0.70, 0.5), run(1, 0.72, 0.5)]).bar_problems() == []   # lead 0.2, spread 0.02
+    problems = Reference("x", [run(0, 0.70, 0.68), run(1, 0.75, 0.6)]).bar_problems()    # lead 0.02, spread 0.13
+    assert len(problems) == 1 and "leads its baseline by +0.02" in problems[0]
+    assert Reference("x", [_run(0, 0.7, bar=0.2), _run(1, 0.71, bar=0.2)]).bar_problems() == []  # none recorded
+
+
+def test_adding_another_machine_keeps_its_runs_and_replaces_this_ones():
+    committed = Reference("x", [_run(0, 0.7, kernels="AVX2"), _run(0, 0.6, kernels="AVX512")])
+    measured = {"notebook": "x", "command": "c", "runs": [_run(0, 0.65, kernels="AVX512")]}
+    runs = merge(committed, measured)["runs"]
+    assert [(r["kernels"], r["metrics"]["acc"]) for r in runs] == [("AVX2", 0.7), ("AVX512", 0.65)]
+    assert merge(None, measured) == measured
+
+
 def test_a_bar_closer_to_the_worst_run_than_the_spread_is_reported():
     assert Reference("x", [_run(0, 0.70), _run(1, 0.72)]).bar_problems() == []  # room 0.20 > spread 0.02
     problems = Reference("x", [_run(0, 0.55), _run(1, 0.62)]).bar_problems()    # room 0.05 < spread 0.07
@@ -36,12 +56,13 @@ def test_a_bar_closer_to_the_worst_run_than_the_spread_is_reported():
 def test_a_run_keeps_metrics_bars_and_claims(tmp_path):
     results = tmp_path / "x.json"
     results.write_text(json.dumps({"notebook": "x", "seconds": 3.0, "environment": {"torch": "2"},
-                                   "metrics": {"acc": {"value": 0.7, "bar": 0.5, "higher_is_better": True},
+                                   "metrics": {"acc": {"value": 0.7, "bar": 0.5, "higher_is_better": True,
+                                                       "baseline": 0.4},
                                                "loss": {"value": 0.2, "bar": None, "higher_is_better": False}},
                                    "claims": [{"text": "beats blind", "holds": True}]}))
     run = _run_of(results, seed=1, kernels="AVX2")
     assert run["metrics"] == {"acc": 0.7, "loss": 0.2} and run["claims"] == {"beats blind": True}
-    assert run["bars"] == {"acc": {"bar": 0.5, "higher_is_better": True}} and run["seed"] == 1
+    assert run["bars"] == {"acc": {"bar": 0.5, "higher_is_better": True, "baseline": 0.4}} and run["seed"] == 1
 
 
 def test_a_reference_file_for_another_notebook_is_refused(tmp_path):
