@@ -112,6 +112,18 @@ class ExerciseClaim:
         return bool(COMPARISONS[self.op](a, b + shift))
 
 
+
+def within_spread(text: str, exercise: int, variant: str, measure: str) -> ExerciseClaim:
+    """`variant` moves `measure` by less than the unchanged notebook's seeds differ."""
+    return ExerciseClaim(text, exercise, f"{variant}: {measure}", WITHIN, f"{UNCHANGED}: {measure}",
+                         margin=f"spread: {measure}")
+
+
+def beyond_spread(text: str, exercise: int, variant: str, measure: str, op: str) -> ExerciseClaim:
+    """`variant` moves `measure` up (op ">") or down ("<") by more than the unchanged seeds differ."""
+    return ExerciseClaim(text, exercise, f"{variant}: {measure}", op, f"{UNCHANGED}: {measure}",
+                         margin=f"spread: {measure}")
+
 @dataclass
 class Definitions:
     notebook: str
@@ -185,13 +197,16 @@ def _check_once(where: str, old: str, count: int) -> None:
                          "update the exercise (its text and its definitions file) to the current code")
 
 
-def _measuring_cell(definitions: Definitions) -> str:
-    # Each measure is evaluated on its own: a variant that stops early or breaks a later cell
-    # still reports what it has.
+def _measuring_cell(definitions: Definitions, variant: Variant | None) -> str:
+    # A variant evaluates only what its table shows, the unchanged notebook everything. Each
+    # measure is evaluated on its own: a run that stops early or breaks a later cell still
+    # reports what it has.
+    names = definitions.measures if variant is None else variant.shows
+    measures = {name: definitions.measures[name] for name in names}
     return (f"{definitions.helpers}\n"
             "import json as _json\n"
             "_measured = {}\n"
-            f"for _name, _expr in {definitions.measures!r}.items():\n"
+            f"for _name, _expr in {measures!r}.items():\n"
             "    try:\n"
             "        _measured[_name] = float(eval(_expr))\n"
             "    except Exception:\n"
@@ -199,16 +214,17 @@ def _measuring_cell(definitions: Definitions) -> str:
             f"print({_MARK!r} + _json.dumps(_measured))\n")
 
 
-def _prepare(root: Path, definitions: Definitions, stop_after: str | None) -> Path:
+def _prepare(root: Path, definitions: Definitions, variant: Variant | None) -> Path:
     import nbformat
 
     book = root / "notebooks" / f"{definitions.notebook}.ipynb"
     nb = nbformat.read(book, as_version=4)
+    stop_after = variant.stop_after if variant else None
     if stop_after is not None:
         last = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and stop_after in c.source]
         _check_once(book.name, stop_after, len(last))
         nb.cells = nb.cells[: last[0] + 1]
-    nb.cells.append(nbformat.v4.new_code_cell(_measuring_cell(definitions)))
+    nb.cells.append(nbformat.v4.new_code_cell(_measuring_cell(definitions, variant)))
     nbformat.write(nb, book)
     return book
 
@@ -236,7 +252,7 @@ def run_variant(definitions: Definitions, variant: Variant | None, seed: int,
     with tempfile.TemporaryDirectory(prefix="mmcourse-exercise-") as tmp:
         root = copy_course(source, Path(tmp) / "course")
         apply_changes(root, definitions.notebook, variant.changes if variant else ())
-        book = _prepare(root, definitions, variant.stop_after if variant else None)
+        book = _prepare(root, definitions, variant)
         env = {"MMCOURSE_SEED": str(seed), "MMCOURSE_BUILD": str(Path(tmp) / "build"),
                "MMCOURSE_CACHE": str(cache_dir()), "PYTHONPATH": str(root)}
         with _environ(env):

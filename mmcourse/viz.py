@@ -143,6 +143,36 @@ def audio_player(wave, sample_rate: int):
     return Audio(_as_1d(wave), rate=int(sample_rate), normalize=True)
 
 
+def figure_png(fig, dpi: int = 80) -> bytes:
+    """PNG bytes of a Figure, for an `ipywidgets.Image` updated in place; a pyplot figure is closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def frame_strip(frames, every: int = 2, count: int = 12) -> np.ndarray:
+    """(T, H, W) uint8 video frames -> one (H, count * (W + 1)) image of every `every`-th frame,
+    a white column between them."""
+    picked = np.asarray(frames, dtype=np.uint8)[::every][:count]
+    gap = np.full((picked.shape[1], 1), 255, np.uint8)
+    return np.concatenate([np.concatenate([f, gap], 1) for f in picked], 1)
+
+
+def frames_gif(frames, fps: int = 25, scale: int = 6) -> bytes:
+    """An animated GIF (bytes) of (T, H, W) uint8 video frames at `fps`, each pixel `scale` wide."""
+    import io
+    pictures = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST)
+                for f in np.asarray(frames, dtype=np.uint8)]
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:],
+                     duration=round(1000 / fps), loop=0)
+    return buffer.getvalue()
+
+
 def show_source(fn: Callable):
     """Display a function's or class's source as highlighted Markdown in a notebook."""
     from IPython.display import Markdown

@@ -23,8 +23,7 @@ def test_every_change_applies_to_the_current_course(notebook, tmp_path):
         # Each variant on a fresh copy: one exercise's edit must not be needed by another's.
         copy = EX.copy_course(root, tmp_path / variant.name.replace("/", "_"))
         EX.apply_changes(copy, notebook, variant.changes)
-        if variant.stop_after is not None:
-            EX._prepare(copy, definitions, variant.stop_after)
+        EX._prepare(copy, definitions, variant)
 
 
 @pytest.mark.parametrize("notebook", DEFINED)
@@ -85,11 +84,13 @@ def test_a_variant_runs_on_a_copy_with_its_change(tmp_path):
     definitions = EX.load_definitions("99_tiny", root / "notebooks" / "exercises")
     module, early = definitions.variants
     run = EX.run_variant(definitions, module, seed=0, source=root)
-    assert run["measured"] == {"result": 10.0, "later": 1.0, "doubled": 20.0}
+    assert run["measured"] == {"result": 10.0}                                # what its table shows
     assert run["errors"] and run["errors"][0].startswith("AssertionError")   # the rest still ran
     assert (root / "mmcourse" / "knob.py").read_text() == "VALUE = 1.0\n"     # the source is untouched
     run = EX.run_variant(definitions, early, seed=1, source=root)
-    assert run["measured"] == {"result": 4.0, "doubled": 8.0} and run["errors"] == []   # stopped early
+    assert run["measured"] == {"result": 4.0} and run["errors"] == []          # stopped early: no `later`
+    run = EX.run_variant(definitions, None, seed=0, source=root)             # unchanged: every measure
+    assert run["measured"] == {"result": 2.0, "later": 1.0, "doubled": 4.0}
 
 
 def test_claims_stale_runs_and_tables_read_the_measurements(tmp_path):
@@ -129,3 +130,14 @@ def test_a_change_that_no_longer_applies_says_what_to_update(tmp_path):
             "from mmcourse.exercises import Variant\nMEASURES = {}\n"
             "VARIANTS = [Variant(1, 'a', (), ()), Variant(2, 'a', (), ())]\n")
         EX.load_definitions("99_dup", root / "notebooks" / "exercises")
+
+
+def test_spread_claims_compare_a_variant_with_the_unchanged_notebook():
+    stays = EX.within_spread("x stays", 2, "wider", "score")
+    assert (stays.left, stays.op, stays.right, stays.margin) == ("wider: score", "within", "unchanged: score",
+                                                                 "spread: score")
+    falls = EX.beyond_spread("x falls", 2, "wider", "score", "<")
+    assert (falls.left, falls.op, falls.right, falls.margin) == ("wider: score", "<", "unchanged: score",
+                                                                 "spread: score")
+    with pytest.raises(ValueError, match="comparison"):
+        EX.beyond_spread("x", 2, "wider", "score", "=")

@@ -199,6 +199,8 @@ def test_kind_overlap_hand_values():
     scenes = [{"animal", "voice"}, {"voice", "object"}, {"animal"}]
     # pairs (i, j != i): animal in 1? no, in 2? yes; voice in 0? yes, in 2? no; animal in 0? yes, in 1? no
     assert L.kind_overlap(sounders, scenes) == pytest.approx(3 / 6)
+    # a sounder of no kind (scenes built with other_kinds=False) is held by no other scene
+    assert L.kind_overlap(["animal", None, "animal"], [{"animal"}, {"voice"}, {"animal"}]) == pytest.approx(2 / 6)
     with pytest.raises(ValueError, match="one sounder kind per scene"):
         L.kind_overlap(["animal"], [{"animal"}])
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "mmcourse"
 KINDS = {"matching": ["tagging", "recipes", "soundnet"],
          "translating": ["captioning", "text_to_image"],
-         "referencing": ["vqa", "localization"],
+         "referencing": ["vqa", "localization", "separation"],
          "audio": ["features", "language_id"]}
 
 PATH = re.compile(r"\bmmcourse/[\w/]+\.py\b")

@@ -69,3 +69,18 @@ def test_embedding_map_checks_input():
     with pytest.raises(ValueError, match=r"\[N, 2\]"):
         viz.plot_embedding_2d(np.random.rand(6, 3), list("aabbcc"))
     plt.close("all")
+
+
+def test_figure_png_frame_strip_and_frames_gif():
+    import io
+
+    fig, _ = viz.new_figure()
+    png = viz.figure_png(fig, dpi=20)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    frames = np.stack([np.full((4, 3), v, np.uint8) for v in (0, 50, 100, 150, 200)])   # (T, H, W)
+    strip = viz.frame_strip(frames, every=2, count=2)
+    assert strip.shape == (4, 2 * (3 + 1))                        # frames 0 and 2, a gap after each
+    assert (strip[:, :3] == 0).all() and (strip[:, 4:7] == 100).all() and (strip[:, 3] == 255).all()
+    gif = Image.open(io.BytesIO(viz.frames_gif(frames, fps=25, scale=2)))
+    assert gif.format == "GIF" and gif.n_frames == 5 and gif.size == (6, 8)
+    assert gif.info["duration"] == 40                             # 1000 ms / 25 frames

@@ -316,16 +316,17 @@ def random_object_odds(object_masks: list[np.ndarray]) -> np.ndarray:
     return np.array([1.0 / np.count_nonzero(m.reshape(len(m), -1).any(1)) for m in object_masks])
 
 
-def kind_overlap(sounder_kinds: list[str], scene_kinds: list[set[str]]) -> float:
+def kind_overlap(sounder_kinds: list[str | None], scene_kinds: list[set[str]]) -> float:
     """How often another scene also holds an object of the kind that sounds in a scene.
 
     For every ordered pair of scenes i != j: is an object of `sounder_kinds[i]` among
     `scene_kinds[j]`? -> the share of such pairs. A scene always holds its own sounder, so this
     is what tells a clip's own picture from the others of a batch, for a model that knows kinds.
+    A sounder of no kind (None, possible with `other_kinds=False`) is held by no other scene.
     """
     if len(sounder_kinds) != len(scene_kinds) or len(scene_kinds) < 2:
         raise ValueError("need one sounder kind per scene and at least two scenes")
-    kinds = sorted(set(sounder_kinds) | set().union(*scene_kinds))
+    kinds = list(dict.fromkeys([*sounder_kinds, *set().union(*scene_kinds)]))   # each once, any type
     holds = np.array([[kind in scene for kind in kinds] for scene in scene_kinds])  # [N, kinds]
     column = np.array([kinds.index(kind) for kind in sounder_kinds])
     others = holds[:, column].sum(0) - holds[np.arange(len(column)), column]       # scenes j != i

@@ -1,5 +1,5 @@
 """Notebook 01's exercises as measured changes (`python -m mmcourse.exercises 01`; see mmcourse/exercises.py)."""
-from mmcourse.exercises import Change, ExerciseClaim, Variant
+from mmcourse.exercises import Change, ExerciseClaim, Variant, beyond_spread, within_spread
 
 HELPERS = '''
 def _on_validation(model, column, tag_vecs=None):
@@ -72,38 +72,26 @@ UNCHANGED_SHOWS = {6: (IMAGES,) + tuple(f"CSLS K={n}: zero-shot top-{k}, validat
                                        for n in (1, 3, 10, 30, 100) for k in (1, 5))}
 
 
-def within(text, exercise, variant, measure):
-    """`variant` moves `measure` by less than the unchanged seeds differ."""
-    return [ExerciseClaim(text, exercise, f"{variant}: {measure}", "within", f"unchanged: {measure}",
-                          margin=f"spread: {measure}")]
-
-
-def falls(text, exercise, variant, measure):
-    """`variant` lowers `measure` by more than the unchanged seeds differ."""
-    return [ExerciseClaim(text, exercise, f"{variant}: {measure}", "<", f"unchanged: {measure}",
-                          margin=f"spread: {measure}")]
-
-
 I2T1, T2I1 = "image->tag R@1 (validation)", "tag->image R@1 (validation)"
 CLAIMS = [
-    *within("frozen at 0.07, image -> tag R@1 stays within the seeds' spread", 1, "temperature frozen at 0.07",
-            "contrastive: " + I2T1),
-    *within("frozen at 0.07, tag -> image R@1 stays within the seeds' spread", 1, "temperature frozen at 0.07",
-            "contrastive: " + T2I1),
-    *falls("frozen at 1.0, tag -> image R@1 falls by more than the seeds differ", 1, "temperature frozen at 1.0",
-           "contrastive: " + T2I1),
-    *falls("frozen at 1.0, tag -> image R@5 falls by more than the seeds differ", 1, "temperature frozen at 1.0",
-           "contrastive: tag->image R@5 (validation)"),
-    *falls("with the image -> tag term only, tag -> image R@1 falls by more than the seeds differ", 2,
-           "image -> tag term only", "contrastive: " + T2I1),
-    *within("with the image -> tag term only, image -> tag R@1 stays within the seeds' spread", 2,
-            "image -> tag term only", "contrastive: " + I2T1),
-    *within("on part A's tags, DeViSE trained on them alone stays within the seeds' spread (R@5)", 3,
-            "DeViSE on part A's tags", "DeViSE: image->tag R@5 (validation, part A's tags)"),
-    *within("training DeViSE's CNN leaves its R@5 on part A's tags within the seeds' spread", 4,
-            "DeViSE with its CNN trained", "DeViSE: image->tag R@5 (validation, part A's tags)"),
-    *falls("with the hardest negative, the hinge model's tag -> image R@5 falls by more than the seeds differ", 5,
-           "hardest negative only", "hinge: tag->image R@5 (validation)"),
-    *within("with the hardest negative, image -> tag R@1 stays within the seeds' spread", 5,
-            "hardest negative only", "hinge: " + I2T1),
+    within_spread("frozen at 0.07, image -> tag R@1 stays within the seeds' spread", 1, "temperature frozen at 0.07",
+                  "contrastive: " + I2T1),
+    within_spread("frozen at 0.07, tag -> image R@1 stays within the seeds' spread", 1, "temperature frozen at 0.07",
+                  "contrastive: " + T2I1),
+    beyond_spread("frozen at 1.0, tag -> image R@1 falls by more than the seeds differ", 1, "temperature frozen at 1.0",
+                  "contrastive: " + T2I1, "<"),
+    beyond_spread("frozen at 1.0, tag -> image R@5 falls by more than the seeds differ", 1, "temperature frozen at 1.0",
+                  "contrastive: tag->image R@5 (validation)", "<"),
+    beyond_spread("with the image -> tag term only, tag -> image R@1 falls by more than the seeds differ", 2,
+                  "image -> tag term only", "contrastive: " + T2I1, "<"),
+    within_spread("with the image -> tag term only, image -> tag R@1 stays within the seeds' spread", 2,
+                  "image -> tag term only", "contrastive: " + I2T1),
+    within_spread("on part A's tags, DeViSE trained on them alone stays within the seeds' spread (R@5)", 3,
+                  "DeViSE on part A's tags", "DeViSE: image->tag R@5 (validation, part A's tags)"),
+    within_spread("training DeViSE's CNN leaves its R@5 on part A's tags within the seeds' spread", 4,
+                  "DeViSE with its CNN trained", "DeViSE: image->tag R@5 (validation, part A's tags)"),
+    beyond_spread("with the hardest negative, the hinge model's tag -> image R@5 falls by more than the seeds differ", 5,
+                  "hardest negative only", "hinge: tag->image R@5 (validation)", "<"),
+    within_spread("with the hardest negative, image -> tag R@1 stays within the seeds' spread", 5,
+                  "hardest negative only", "hinge: " + I2T1),
 ]

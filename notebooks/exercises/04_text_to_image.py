@@ -1,5 +1,5 @@
 """Notebook 04's exercises as measured changes (`python -m mmcourse.exercises 04`; see mmcourse/exercises.py)."""
-from mmcourse.exercises import Change, ExerciseClaim, Variant
+from mmcourse.exercises import Change, ExerciseClaim, Variant, beyond_spread, within_spread
 
 MODELS = ("GAN-INT-CLS", "plain conditional")
 MEASURES = {f"{attribute} agreement, {model}, {part} pairs": f"agreement_table.loc[({model!r}, {part!r}), {attribute!r}]"
@@ -37,34 +37,24 @@ COLOUR, HELD_COLOUR = "color agreement, GAN-INT-CLS, seen pairs", "color agreeme
 SHAPE, DIVERSITY = "shape agreement, GAN-INT-CLS, seen pairs", "diversity, GAN-INT-CLS"
 
 
-def falls(text, exercise, variant, measure):
-    return ExerciseClaim(text, exercise, f"{variant}: {measure}", "<", f"unchanged: {measure}",
-                         margin=f"spread: {measure}")
-
-
-def within(text, exercise, variant, measure):
-    return ExerciseClaim(text, exercise, f"{variant}: {measure}", "within", f"unchanged: {measure}",
-                         margin=f"spread: {measure}")
-
-
 CLAIMS = [
-    falls("raw vectors lower colour agreement on seen pairs by more than the seeds differ", 1,
-          "raw sentence vectors", COLOUR),
+    beyond_spread("raw vectors lower colour agreement on seen pairs by more than the seeds differ", 1,
+                  "raw sentence vectors", COLOUR, "<"),
     ExerciseClaim("on held-out pairs raw vectors draw the asked colour less often than chance (1/8)", 1,
                   "raw sentence vectors: " + HELD_COLOUR, "<", 1 / 8),
-    falls("without mode seeking the samples of one caption lose their diversity", 2, "MODE_SEEKING = 0.0", DIVERSITY),
-    falls("without mode seeking colour agreement falls by more than the seeds differ", 2, "MODE_SEEKING = 0.0", COLOUR),
+    beyond_spread("without mode seeking the samples of one caption lose their diversity", 2, "MODE_SEEKING = 0.0", DIVERSITY, "<"),
+    beyond_spread("without mode seeking colour agreement falls by more than the seeds differ", 2, "MODE_SEEKING = 0.0", COLOUR, "<"),
     ExerciseClaim("with a weight of 1.0 the samples are more diverse than real images of one pair", 2,
                   "MODE_SEEKING = 1.0: " + DIVERSITY, ">", "unchanged: diversity, real training images"),
-    falls("with a weight of 1.0 colour agreement falls by more than the seeds differ", 2, "MODE_SEEKING = 1.0", COLOUR),
-    within("conditioning every layer moves shape agreement on seen pairs by less than the seeds differ", 3,
-           "text_norm=True", SHAPE),
-    within("conditioning every layer moves colour agreement on seen pairs by less than the seeds differ", 3,
-           "text_norm=True", COLOUR),
-    within("wrong texts of another colour only move colour agreement by less than the seeds differ", 4,
-           "labels = caption_color", COLOUR),
+    beyond_spread("with a weight of 1.0 colour agreement falls by more than the seeds differ", 2, "MODE_SEEKING = 1.0", COLOUR, "<"),
+    within_spread("conditioning every layer moves shape agreement on seen pairs by less than the seeds differ", 3,
+                  "text_norm=True", SHAPE),
+    within_spread("conditioning every layer moves colour agreement on seen pairs by less than the seeds differ", 3,
+                  "text_norm=True", COLOUR),
+    within_spread("wrong texts of another colour only move colour agreement by less than the seeds differ", 4,
+                  "labels = caption_color", COLOUR),
     ExerciseClaim("wrong texts of another shape only lower colour agreement (seed 0)", 4,
                   "labels = caption_shape: " + COLOUR, "<", "unchanged: " + COLOUR),
-    within("wrong texts of another shape only move shape agreement by less than the seeds differ", 4,
-           "labels = caption_shape", SHAPE),
+    within_spread("wrong texts of another shape only move shape agreement by less than the seeds differ", 4,
+                  "labels = caption_shape", SHAPE),
 ]

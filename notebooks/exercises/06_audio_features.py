@@ -1,5 +1,5 @@
 """Notebook 06's exercises as measured changes (`python -m mmcourse.exercises 06`; see mmcourse/exercises.py)."""
-from mmcourse.exercises import Change, ExerciseClaim, Variant
+from mmcourse.exercises import Change, ExerciseClaim, Variant, beyond_spread, within_spread
 
 HELPERS = '''
 def _validation_accuracy(domain):
@@ -66,17 +66,6 @@ LOBE, LOBE_15 = "highest side lobe of af.hamming_window (dB)", "side lobes 15 bi
 PARITY = 1e-4  # what the notebook's parity checks allow (section 9)
 
 
-def moves(text, exercise, variant, measure, op):
-    """`variant` moves `measure` up (op ">") or down ("<") by more than the unchanged seeds differ."""
-    return ExerciseClaim(text, exercise, f"{variant}: {measure}", op, f"unchanged: {measure}",
-                         margin=f"spread: {measure}")
-
-
-def within(text, exercise, variant, measure):
-    return ExerciseClaim(text, exercise, f"{variant}: {measure}", "within", f"unchanged: {measure}",
-                         margin=f"spread: {measure}")
-
-
 CLAIMS = [
     ExerciseClaim("the Hann window's highest side lobe is higher than Hamming's", 1,
                   f"Hann window: {LOBE}", ">", f"unchanged: {LOBE}"),
@@ -86,25 +75,25 @@ CLAIMS = [
                   "Hann window: STFT max error vs torch.stft (rel.)", ">", PARITY),
     ExerciseClaim("with Slaney's filters the log-mel no longer matches torchaudio's", 2,
                   "Slaney mel scale and norm: log-mel max error vs torchaudio (rel.)", ">", PARITY),
-    moves("with Slaney's filters the espeak control's accuracy rises by more than the seeds differ", 2,
-          "Slaney mel scale and norm", ESPEAK, ">"),
-    moves("with deltas the espeak control's accuracy rises by more than the seeds differ", 3,
-          "deltas pooled too", ESPEAK, ">"),
-    moves("with deltas the human sets' accuracy falls by more than the seeds differ", 3,
-          "deltas pooled too", HUMAN, "<"),
-    moves("with 5 coefficients the human sets' accuracy falls by more than the seeds differ", 4, "n_mfcc=5", HUMAN, "<"),
-    moves("with 5 coefficients the espeak control's accuracy falls by more than the seeds differ", 4,
-          "n_mfcc=5", ESPEAK, "<"),
-    within("with 40 coefficients the human sets' accuracy moves by less than the seeds differ", 4, "n_mfcc=40", HUMAN),
-    within("with 40 coefficients the espeak control's accuracy moves by less than the seeds differ", 4,
-           "n_mfcc=40", ESPEAK),
-    within("with 100 ms windows the human sets' accuracy moves by less than the seeds differ", 4, "win_ms=100", HUMAN),
+    beyond_spread("with Slaney's filters the espeak control's accuracy rises by more than the seeds differ", 2,
+                  "Slaney mel scale and norm", ESPEAK, ">"),
+    beyond_spread("with deltas the espeak control's accuracy rises by more than the seeds differ", 3,
+                  "deltas pooled too", ESPEAK, ">"),
+    beyond_spread("with deltas the human sets' accuracy falls by more than the seeds differ", 3,
+                  "deltas pooled too", HUMAN, "<"),
+    beyond_spread("with 5 coefficients the human sets' accuracy falls by more than the seeds differ", 4, "n_mfcc=5", HUMAN, "<"),
+    beyond_spread("with 5 coefficients the espeak control's accuracy falls by more than the seeds differ", 4,
+                  "n_mfcc=5", ESPEAK, "<"),
+    within_spread("with 40 coefficients the human sets' accuracy moves by less than the seeds differ", 4, "n_mfcc=40", HUMAN),
+    within_spread("with 40 coefficients the espeak control's accuracy moves by less than the seeds differ", 4,
+                  "n_mfcc=40", ESPEAK),
+    within_spread("with 100 ms windows the human sets' accuracy moves by less than the seeds differ", 4, "win_ms=100", HUMAN),
     ExerciseClaim("with a power law the log-mel no longer matches torchaudio's", 5,
                   "power law instead of dB: log-mel max error vs torchaudio (rel.)", ">", PARITY),
     ExerciseClaim("with a power law the MFCC no longer matches torchaudio's", 5,
                   "power law instead of dB: MFCC max error vs torchaudio (rel.)", ">", PARITY),
-    moves("with one voice per language the espeak control's accuracy rises by more than the seeds differ", 6,
-          "one espeak-ng voice per language", ESPEAK, ">"),
+    beyond_spread("with one voice per language the espeak control's accuracy rises by more than the seeds differ", 6,
+                  "one espeak-ng voice per language", ESPEAK, ">"),
     ExerciseClaim("with one voice per language espeak-ng is told apart as well as the volunteers' recordings", 6,
                   "one espeak-ng voice per language: " + ESPEAK, ">", "unchanged: " + HUMAN, margin=-0.05),
 ]
