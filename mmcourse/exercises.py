@@ -112,7 +112,6 @@ class ExerciseClaim:
         return bool(COMPARISONS[self.op](a, b + shift))
 
 
-
 def within_spread(text: str, exercise: int, variant: str, measure: str) -> ExerciseClaim:
     """`variant` moves `measure` by less than the unchanged notebook's seeds differ."""
     return ExerciseClaim(text, exercise, f"{variant}: {measure}", WITHIN, f"{UNCHANGED}: {measure}",
@@ -123,6 +122,7 @@ def beyond_spread(text: str, exercise: int, variant: str, measure: str, op: str)
     """`variant` moves `measure` up (op ">") or down ("<") by more than the unchanged seeds differ."""
     return ExerciseClaim(text, exercise, f"{variant}: {measure}", op, f"{UNCHANGED}: {measure}",
                          margin=f"spread: {measure}")
+
 
 @dataclass
 class Definitions:

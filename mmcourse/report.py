@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mmcourse.files import atomic_write_text
@@ -74,6 +75,17 @@ def _processor() -> str:
 
 class BarNotMet(AssertionError):
     """A metric missed its bar. Raised explicitly, so `python -O` cannot skip the check."""
+
+
+
+def bootstrap_interval(values, statistic=np.mean, seed: int = 0, n: int = 1000,
+                       level: float = 0.9) -> tuple[float, float]:
+    """A percentile bootstrap interval of `statistic(values)`: the items (scenes, mixtures, ...)
+    resampled with replacement `n` times."""
+    rng = np.random.default_rng(seed)
+    values = np.asarray(values)
+    found = [statistic(values[rng.integers(0, len(values), len(values))]) for _ in range(n)]
+    return float(np.quantile(found, (1 - level) / 2)), float(np.quantile(found, (1 + level) / 2))
 
 
 @dataclass

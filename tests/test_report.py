@@ -207,3 +207,14 @@ def test_course_report_shows_each_bar_margin_and_claims(tmp_path):
     assert "acc ↑: 0.610 (0.500; 0.100, –), margin +0.11" in report
     assert "error ↓: 0.020 (0.050; –, –), margin +0.03" in report
     assert "claims holding on this run: 1 of 1" in report
+
+
+def test_bootstrap_interval_of_a_mean_and_of_any_statistic():
+    import numpy as np
+
+    from mmcourse.report import bootstrap_interval
+    values = np.array([0.0] * 50 + [1.0] * 50)
+    low, high = bootstrap_interval(values, seed=0)
+    assert 0.35 < low < 0.5 < high < 0.65
+    assert bootstrap_interval(values, seed=0) == bootstrap_interval(values, seed=0)      # seeded
+    assert bootstrap_interval(np.full(20, 3.0), np.median) == (3.0, 3.0)               # no spread, no width

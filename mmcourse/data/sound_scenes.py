@@ -314,15 +314,15 @@ def make_clips(stamps: Dataset, n: int, seed: int = 0, min_objects: int = 1, max
         columns["segmentation"].append(segmentation(scene))
     waves_block = np.stack(columns.pop("wave"))                                    # [n, T]
     rest = Dataset.from_dict(columns, features=Features({k: v for k, v in CLIP_FEATURES.items() if k != "wave"}))
-    return concatenate_datasets([rest, _wave_dataset(waves_block)], axis=1).select_columns(list(CLIP_FEATURES))
+    return concatenate_datasets([rest, array_column(waves_block)], axis=1).select_columns(list(CLIP_FEATURES))
 
 
-def _wave_dataset(waves: np.ndarray) -> Dataset:
-    """A one-column Dataset "wave" from float32 [n, T], built in Arrow directly (seconds faster
-    than converting n NumPy arrays one by one)."""
-    offsets = pa.array(np.arange(0, waves.size + 1, waves.shape[1], dtype=np.int32))
-    column = pa.ListArray.from_arrays(offsets, pa.array(waves.astype(np.float32).ravel()))
-    return Dataset(pa.table({"wave": column}))
+def array_column(values: np.ndarray, name: str = "wave") -> Dataset:
+    """A one-column Dataset `name` of float32 lists from [n, T], built in Arrow directly: seconds
+    faster than converting n NumPy arrays one by one, and without their Python copies in memory."""
+    offsets = pa.array(np.arange(0, values.size + 1, values.shape[1], dtype=np.int32))
+    column = pa.ListArray.from_arrays(offsets, pa.array(values.astype(np.float32).ravel()))
+    return Dataset(pa.table({name: column}))
 
 
 def _sounder_and_distractors(kinds: list[str], weights: np.ndarray, k: int, rng: np.random.Generator) -> list[int]:

@@ -23,8 +23,7 @@ import os
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +39,7 @@ from mmcourse.data import audio_io
 from mmcourse.data.audio_io import load_audio
 from mmcourse.data.cache import cached_dataset
 from mmcourse.data.splits import audio_hash, content_hash
+from mmcourse.runtime import one_thread
 from mmcourse.text import singular
 
 ROOT_ENV = "MMCOURSE_TUXPAINT_DIR"
@@ -380,7 +380,7 @@ def _recording_shas(paths: list[Path], skipped: Counter) -> dict[Path, str]:
     """
     exact: dict[Path, str] = {}
     pictures: dict[str, tuple[torch.Tensor, Path]] = {}  # one per distinct hash
-    with _one_thread():
+    with one_thread():
         for path in tqdm(paths, desc="decoding recordings", unit="file"):
             try:
                 wave, sr = load_audio(path, mono=False)
@@ -392,18 +392,6 @@ def _recording_shas(paths: list[Path], skipped: Counter) -> dict[Path, str]:
                 pictures[exact[path]] = (_sound_picture(wave.mean(dim=0), sr), path)
         group = _components(pictures, _near_duplicates(pictures))
     return {path: group[sha] for path, sha in exact.items()}
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    # On one short recording, waking a second thread costs more than it saves: a channel mean took
-    # 18 ms with 2 threads and 0.2 ms with 1 on the 2-core build machine under load.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _sound_picture(mono: torch.Tensor, sample_rate: int) -> torch.Tensor:

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmcourse import report
 from mmcourse.encoders import ImageCNN, SpectrogramCNN
 
 CIOU_SUCCESS = 0.5                            # a scene is localised when cIoU >= this
@@ -261,10 +262,7 @@ def evaluate(heatmaps, truths, threshold: float = 0.5) -> dict[str, float]:
 
 def bootstrap_interval(cious: np.ndarray, seed: int = 0, n: int = 1000, level: float = 0.9) -> tuple[float, float]:
     """A percentile bootstrap interval of the success rate over scenes."""
-    rng = np.random.default_rng(seed)
-    cious = np.asarray(cious)
-    rates = [success_rate(cious[rng.integers(0, len(cious), len(cious))]) for _ in range(n)]
-    return float(np.quantile(rates, (1 - level) / 2)), float(np.quantile(rates, (1 + level) / 2))
+    return report.bootstrap_interval(cious, success_rate, seed, n, level)
 
 
 def paired_bootstrap_interval(a: np.ndarray, b: np.ndarray, seed: int = 0, n: int = 1000,

@@ -301,10 +301,3 @@ def model_separator(model: nn.Module, swap_faces: bool = False, pit: bool = Fals
         return estimates
     return separate
 
-
-def bootstrap_interval(values: np.ndarray, seed: int = 0, n: int = 2000, level: float = 0.9) -> tuple[float, float]:
-    """A `level` bootstrap interval of the mean of `values` (mixtures resampled)."""
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, (n, len(values))).mean(1)
-    return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
-
