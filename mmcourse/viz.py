@@ -173,6 +173,57 @@ def frames_gif(frames, fps: int = 25, scale: int = 6) -> bytes:
     return buffer.getvalue()
 
 
+def few_shot_curves(scores: dict[str, dict[int, Sequence[float]]], chance: float,
+                    ylabel: str = "accuracy") -> Figure:
+    """Few-shot accuracy against labels per class: one line per contender (`scores[name][shots]`
+    holds one accuracy per episode), the mean with a band of one standard deviation."""
+    fig, axes = new_figure(figsize=(5.5, 3.4))
+    ax = axes[0, 0]
+    for name, by_shots in scores.items():
+        shots = sorted(by_shots)
+        mean = np.array([np.mean(by_shots[k]) for k in shots])
+        sd = np.array([np.std(by_shots[k]) for k in shots])
+        ax.plot(shots, mean, marker="o", label=name)
+        ax.fill_between(shots, mean - sd, mean + sd, alpha=0.2)
+    ax.axhline(chance, color="gray", ls="--", label="chance")
+    ax.set_xticks(sorted({k for by_shots in scores.values() for k in by_shots}))
+    ax.set(xlabel="labelled examples per class", ylabel=ylabel)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def group_bars(values: dict[str, float], chance: float | None = None, title: str = "",
+               ylabel: str = "accuracy") -> Figure:
+    """One bar per group (a speaker, a language), sorted, with a chance line."""
+    fig, axes = new_figure(figsize=(max(4.0, 0.32 * len(values)), 3.0))
+    ax = axes[0, 0]
+    names = sorted(values, key=values.get, reverse=True)
+    ax.bar(range(len(names)), [values[n] for n in names], color="tab:blue")
+    if chance is not None:
+        ax.axhline(chance, color="gray", ls="--", label="chance")
+        ax.legend(fontsize=8)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    ax.set(ylabel=ylabel, title=title)
+    return fig
+
+
+def filter_responses(filters: dict[str, torch.Tensor], sample_rate: int, n_fft: int = 256) -> Figure:
+    """The magnitude responses of a waveform network's first-layer filters, one panel per
+    network (`filters[name]`: conv weights [C, 1, K]): one row per filter, sorted by the
+    frequency it passes best, in dB below its own peak. Learned band-pass filters show as a
+    bright diagonal; random ones as noise across all frequencies."""
+    fig, axes = new_figure(1, len(filters), figsize=(4.2 * len(filters), 3.2))
+    for ax, (name, weight) in zip(axes[0], filters.items()):
+        w = weight.detach().float().cpu().reshape(weight.shape[0], -1)               # [C, K]
+        response = torch.fft.rfft(w, n=n_fft).abs()                                 # [C, n_fft // 2 + 1]
+        db = 20 * torch.log10(response / response.amax(1, keepdim=True).clamp_min(1e-12) + 1e-6)
+        db = db[response.argmax(1).argsort()]
+        ax.imshow(db.clamp_min(-30).numpy(), aspect="auto", origin="lower", cmap="magma",
+                  extent=(0, sample_rate / 2000, 0, len(db)))
+        ax.set(title=name, xlabel="frequency (kHz)", ylabel="filter (sorted by its peak)")
+    return fig
+
+
 def show_source(fn: Callable):
     """Display a function's or class's source as highlighted Markdown in a notebook."""
     from IPython.display import Markdown

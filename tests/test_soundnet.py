@@ -1,3 +1,5 @@
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -147,3 +149,91 @@ def test_few_shot_episodes_refuses_bad_pools():
         SN.few_shot_episodes(["a", "b", "b"], [0, 0, 1], shots=1, n_episodes=1)
     with pytest.raises(ValueError, match="one group per row"):
         SN.few_shot_episodes(["a", "b"], [0], shots=1, n_episodes=1)
+
+
+# ---------------------------------------------------------------- AV digits
+
+def test_digit_teacher_shapes_batch_and_softened_probabilities():
+    torch.manual_seed(0)
+    teacher = SN.DigitTeacher(width=4, hidden=8)
+    images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
+    x = SN.digit_batch(images)
+    assert x.shape == (5, 1, 28, 28) and x.max() <= 1.0 and torch.equal(x, SN.digit_batch(images.numpy()))
+    assert teacher(x).shape == (5, 10)
+    sharp, soft = SN.teacher_probs(teacher, images, 0.5, batch_size=2), SN.teacher_probs(teacher, images, 4.0)
+    assert torch.allclose(soft.sum(-1), torch.ones(5)) and torch.equal(sharp.argmax(1), soft.argmax(1))
+    entropy = lambda p: -(p * p.log()).sum(-1)
+    assert (entropy(soft) > entropy(sharp)).all()
+    assert torch.allclose(SN.teacher_probs(teacher, images), teacher(x).softmax(-1), atol=1e-6)
+
+
+def test_av_digit_models_stay_on_meta_device():
+    teacher = SN.DigitTeacher(width=4, hidden=8).to("meta")
+    assert teacher(torch.randn(2, 1, 28, 28, device="meta")).device.type == "meta"
+    assert SN.digit_batch(torch.zeros(2, 28, 28, dtype=torch.uint8, device="meta")).device.type == "meta"
+    student = SN.SoundClassifier(10, width=4).to("meta")
+    loss = SN.kl_distillation(student(torch.randn(2, 4000, device="meta")), torch.rand(2, 10, device="meta"))
+    assert loss.device.type == "meta"
+
+
+def test_spoken_pairs_pair_each_word_with_a_picture_of_its_digit_only():
+    words = [np.full(300, d + 1, dtype=np.float32) for d in (0, 1, 2, 1)]
+    picture_digits = [2, 0, 1, 1, 0, 2, 2]
+    probs = F.one_hot(torch.tensor(picture_digits), 3).float() * 0.9 + 0.1 / 3   # picture i "looks like" its digit
+    pairs = SN.SpokenPairs(words, [0, 1, 2, 1], probs, picture_digits, length=1000)
+    torch.manual_seed(0)
+    for _ in range(20):
+        for i, digit in enumerate([0, 1, 2, 1]):
+            wave, target = pairs[i]
+            assert wave.shape == (1000,) and set(wave.unique().tolist()) == {0.0, digit + 1.0}
+            assert target.argmax().item() == digit
+    with pytest.raises(ValueError, match="no handwritten picture of digit"):
+        SN.SpokenPairs(words, [0, 1, 3, 1], probs, picture_digits, length=1000)
+    with pytest.raises(ValueError, match="one digit each"):
+        SN.SpokenPairs(words, [0, 1], probs, picture_digits, length=1000)
+
+
+def test_shifted_words_move_the_word_and_keep_its_label():
+    words = [np.ones(100, dtype=np.float32), 2 * np.ones(1500, dtype=np.float32)]
+    data = SN.ShiftedWords(words, [3, 5], length=1000)
+    torch.manual_seed(0)
+    starts = set()
+    for _ in range(10):
+        wave, label = data[0]
+        assert label.item() == 3 and wave.sum().item() == 100
+        starts.add(int(wave.nonzero()[0]))
+        long_wave, long_label = data[1]
+        assert long_label.item() == 5 and torch.equal(long_wave, torch.full((1000,), 2.0))
+    assert len(starts) > 5
+    with pytest.raises(ValueError, match="one label per word"):
+        SN.ShiftedWords(words, [3], length=1000)
+
+
+def test_kd_step_is_kl_to_the_teacher_with_agreement():
+    torch.manual_seed(0)
+    student = SN.SoundClassifier(10, width=4)
+    wave, probs = torch.randn(4, 4000), torch.softmax(torch.randn(4, 10), -1)
+    loss, logs = SN.kd_step(student, (wave, probs))
+    logits = student(wave)
+    assert loss.item() == pytest.approx(SN.kl_distillation(logits, probs).item(), rel=1e-5)
+    assert logs["agree"] == SN.top1_agreement(logits, probs)
+
+
+def test_shots_per_class_draws_that_many_of_every_class():
+    labels = np.repeat(np.arange(4), [5, 6, 7, 3])
+    episodes = SN.shots_per_class(labels, 3, n_episodes=6, seed=1)
+    assert len(episodes) == 6 and len({tuple(e) for e in episodes}) > 1
+    for rows in episodes:
+        assert np.all(np.diff(rows) > 0) and Counter(labels[rows].tolist()) == {0: 3, 1: 3, 2: 3, 3: 3}
+    assert all(np.array_equal(a, b) for a, b in zip(episodes, SN.shots_per_class(labels, 3, 6, seed=1)))
+    with pytest.raises(ValueError, match="fewer than shots=4"):
+        SN.shots_per_class(labels, 4, 2)
+
+
+def test_units_with_distinct_favourites_skip_a_taken_favourite():
+    peaks = torch.tensor([[9.0, 8.0, 0.0, 1.0],     # sound 0 is the favourite of units 0 and 1
+                          [0.0, 0.0, 5.0, 1.1],
+                          [0.0, 0.1, 0.0, 1.2]])
+    # spread: unit 0 > unit 1 > unit 2 > unit 3; unit 1 shares unit 0's favourite
+    assert SN.units_with_distinct_favourites(peaks, 2) == [0, 2]
+    assert SN.units_with_distinct_favourites(peaks, 5) == [0, 2, 3]

@@ -84,3 +84,24 @@ def test_figure_png_frame_strip_and_frames_gif():
     gif = Image.open(io.BytesIO(viz.frames_gif(frames, fps=25, scale=2)))
     assert gif.format == "GIF" and gif.n_frames == 5 and gif.size == (6, 8)
     assert gif.info["duration"] == 40                             # 1000 ms / 25 frames
+
+
+def test_few_shot_curves_and_group_bars_draw_what_they_are_given():
+    fig = viz.few_shot_curves({"a": {1: [0.2, 0.4], 3: [0.5, 0.5]}, "b": {1: [0.1], 3: [0.2]}}, chance=0.05)
+    ax = fig.axes[0]
+    assert [list(line.get_ydata()) for line in ax.lines[:2]] == [[pytest.approx(0.3), 0.5], [0.1, 0.2]]
+    assert list(ax.get_xticks()) == [1, 3]
+    bars = viz.group_bars({"x": 0.1, "y": 0.7, "z": 0.4}, chance=0.1, title="per speaker")
+    heights = [p.get_height() for p in bars.axes[0].patches]
+    assert heights == [0.7, 0.4, 0.1] and [t.get_text() for t in bars.axes[0].get_xticklabels()] == ["y", "z", "x"]
+
+
+def test_filter_responses_sort_filters_by_the_frequency_they_pass():
+    sr, k = 8000, 32
+    t = torch.arange(k) / sr
+    tones = torch.stack([torch.cos(2 * torch.pi * f * t) * torch.hann_window(k) for f in (3000, 500, 1500)])
+    fig = viz.filter_responses({"tones": tones[:, None, :], "random": torch.randn(5, 1, k)}, sr)
+    picture = fig.axes[0].images[0].get_array()
+    assert picture.shape == (3, 129) and len(fig.axes[1].images) == 1
+    peaks = np.asarray(picture).argmax(1)
+    assert list(peaks) == sorted(peaks) and abs(peaks[0] * sr / 256 - 500) < 100

@@ -40,13 +40,17 @@ def espeak_path() -> str:
     return path
 
 
-def _run(args: list[str], text: str | None = None) -> str:
+def _run_bytes(args: list[str], text: str | None = None) -> bytes:
     done = subprocess.run([espeak_path(), *args], input=None if text is None else text.encode("utf-8"),
                           capture_output=True, check=False)
     stderr = done.stderr.decode("utf-8", "replace").strip()
     if done.returncode != 0 or stderr:  # espeak-ng reports a bad voice on stderr with exit code 0
         raise RuntimeError(f"espeak-ng {' '.join(args)} failed: {stderr or f'exit code {done.returncode}'}")
-    return done.stdout.decode("utf-8", "replace")
+    return done.stdout
+
+
+def _run(args: list[str], text: str | None = None) -> str:
+    return _run_bytes(args, text).decode("utf-8", "replace")
 
 
 @functools.lru_cache(maxsize=None)
@@ -105,6 +109,22 @@ def speech_cache_path(text: str, voice: str = "en", pitch: int = 50, speed: int 
     return cache_dir() / "speech" / f"{key}.wav"
 
 
+def _voice_args(voice: str, pitch: int, speed: int, variant: str | None, amplitude: int) -> list[str]:
+    # Text goes in on stdin (-b 1: UTF-8), so text starting with "-" is never read as an option.
+    return ["-v", voice if variant is None else f"{voice}+{variant}", "-p", str(pitch), "-s", str(speed),
+            "-a", str(amplitude), "-b", "1"]
+
+
+def speak(text: str, voice: str = "en", pitch: int = 50, speed: int = 175, variant: str | None = None,
+          amplitude: int = 100, sample_rate: int | None = None) -> tuple[torch.Tensor, int]:
+    """`synthesize` without the file cache, for callers that cache what they make themselves
+    (a dataset of thousands of words): (waveform (T,) float32, sample rate), resampled to
+    `sample_rate` if given."""
+    _check(text, voice, pitch, speed, variant, amplitude)
+    wav = _run_bytes([*_voice_args(voice, pitch, speed, variant, amplitude), "--stdout"], text=text)
+    return load_audio(wav, sample_rate)
+
+
 def synthesize(text: str, voice: str = "en", pitch: int = 50, speed: int = 175,
                variant: str | None = None, amplitude: int = 100) -> tuple[torch.Tensor, int]:
     """Speak `text`: (waveform (T,) float32 in [-1, 1), sample rate 22050). Cached on disk.
@@ -115,11 +135,8 @@ def synthesize(text: str, voice: str = "en", pitch: int = 50, speed: int = 175,
     _check(text, voice, pitch, speed, variant, amplitude)
     path = speech_cache_path(text, voice, pitch, speed, variant, amplitude)
     if not path.exists():
-        voice_arg = voice if variant is None else f"{voice}+{variant}"
         with atomic_path(path) as tmp:
-            # Text goes in on stdin (-b 1: UTF-8), so text starting with "-" is never read as an option.
-            _run(["-v", voice_arg, "-p", str(pitch), "-s", str(speed), "-a", str(amplitude),
-                  "-b", "1", "-w", str(tmp)], text=text)
+            _run([*_voice_args(voice, pitch, speed, variant, amplitude), "-w", str(tmp)], text=text)
     return load_audio(path)
 
 

@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmcourse.data.sound_scenes import place, random_offset
 from mmcourse.encoders import ImageCNN, WaveformCNN
+from mmcourse.runtime import item_rng
 
 # (kernel, stride, max-pool) per layer: SoundNet's five-layer shape with a stride of 4 in the
 # first layer, which makes 8 kHz clips four times cheaper than the encoder's default on a CPU.
@@ -195,6 +197,20 @@ def most_exciting(encoder: WaveformCNN, waves: Tensor, units: Sequence[int], lay
     return peak[:, list(units)].T.topk(k, dim=-1).indices
 
 
+def units_with_distinct_favourites(peaks: Tensor, n: int) -> list[int]:
+    """From peak responses [N sounds, C units]: the `n` units whose peaks vary most across the
+    sounds, skipping a unit whose favourite sound (its argmax) an earlier pick already has."""
+    picked, favourites = [], set()
+    for unit in peaks.std(0).argsort(descending=True).tolist():
+        favourite = int(peaks[:, unit].argmax())
+        if favourite not in favourites:
+            picked.append(unit)
+            favourites.add(favourite)
+        if len(picked) == n:
+            break
+    return picked
+
+
 def few_shot_episodes(labels: Sequence[str | None], groups: Sequence, shots: int, n_episodes: int,
                       seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """`n_episodes` random draws of one few-shot task over a pool of rows.
@@ -226,3 +242,109 @@ def few_shot_episodes(labels: Sequence[str | None], groups: Sequence, shots: int
         labelled = np.array([g in picked for g in groups_arr])
         episodes.append((np.flatnonzero(labelled), np.flatnonzero(~labelled & known)))
     return episodes
+
+
+# ---------------------------------------------------------------- AV digits: classes that repeat
+
+class DigitTeacher(nn.Module):
+    """The handwriting teacher of AV digits: two conv blocks over 28 x 28 pixels, a hidden layer
+    on the 7 x 7 map, ten digits. The hidden layer sees the whole map (a 7 x 7 convolution in
+    disguise), so the same weights can slide over a larger scene."""
+
+    def __init__(self, width: int = 16, hidden: int = 64, n_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.hidden = nn.Linear(2 * width * 7 * 7, hidden)
+        self.out = nn.Linear(hidden, n_classes)
+
+    def forward(self, images: Tensor) -> Tensor:  # [B, 1, 28, 28] in [0, 1] -> logits [B, n_classes]
+        return self.out(F.relu(self.hidden(self.features(images).flatten(1))))
+
+
+def digit_batch(images: np.ndarray | Tensor) -> Tensor:
+    """uint8 digits [N, 28, 28] -> float [N, 1, 28, 28] in [0, 1]."""
+    images = torch.as_tensor(images)
+    return (images.float() / 255 if images.dtype == torch.uint8 else images.float()).unsqueeze(1)
+
+
+@torch.no_grad()
+def teacher_probs(teacher: nn.Module, images: np.ndarray | Tensor, temperature: float = 1.0,
+                  batch_size: int = 512) -> Tensor:
+    """The frozen teacher's softened output softmax(logits / T) on digits [N, 28, 28] -> [N, 10].
+
+    T > 1 spreads the probability over the digits a picture resembles (Hinton et al.'s "dark
+    knowledge"): a sloppy 7 also looks a little like a 1, and the student hears that.
+    """
+    teacher.eval()
+    device = next(teacher.parameters()).device
+    x = digit_batch(images)
+    return torch.cat([(teacher(chunk.to(device)) / temperature).softmax(-1).cpu()
+                      for chunk in x.split(batch_size)])
+
+
+class SpokenPairs(torch.utils.data.Dataset):
+    """Unlabelled "videos" of AV digits: (a spoken word at a random place in a clip of `length`
+    samples, the teacher's output on a random handwritten picture of the same digit).
+
+    The digit only decides which pictures may go with a word, as a video of someone writing and
+    saying it would; the student sees the teacher's output, never the digit. Every access draws
+    a new picture and a new place (`runtime.item_rng`).
+    """
+
+    def __init__(self, words: Sequence[np.ndarray], word_digits: Sequence[int], picture_probs: Tensor,
+                 picture_digits: Sequence[int], length: int):
+        if len(words) != len(word_digits) or len(picture_probs) != len(picture_digits):
+            raise ValueError(f"{len(words)} words with {len(word_digits)} digits, {len(picture_probs)} "
+                             f"pictures with {len(picture_digits)} digits: give one digit each")
+        self.words, self.word_digits, self.probs, self.length = list(words), list(word_digits), picture_probs, length
+        self.pictures_of = {d: np.flatnonzero(np.asarray(picture_digits) == d) for d in set(word_digits)}
+        missing = [d for d, rows in self.pictures_of.items() if len(rows) == 0]
+        if missing:
+            raise ValueError(f"no handwritten picture of digit(s) {missing} to pair with their words")
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        rng = item_rng()
+        return _shifted(self.words[i], self.length, rng), self.probs[rng.choice(self.pictures_of[self.word_digits[i]])]
+
+
+class ShiftedWords(torch.utils.data.Dataset):
+    """Labelled words for training from scratch: (the word at a new random place in a clip of
+    `length` samples at every access, its label)."""
+
+    def __init__(self, words: Sequence[np.ndarray], labels: Sequence[int], length: int):
+        if len(words) != len(labels):
+            raise ValueError(f"{len(words)} words but {len(labels)} labels: give one label per word")
+        self.words, self.labels, self.length = list(words), torch.as_tensor(np.asarray(labels), dtype=torch.long), length
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        return _shifted(self.words[i], self.length, item_rng()), self.labels[i]
+
+
+def _shifted(word: np.ndarray, length: int, rng: np.random.Generator) -> Tensor:
+    return torch.from_numpy(place(np.asarray(word, dtype=np.float32), random_offset(len(word), length, rng), length))
+
+
+def kd_step(model: nn.Module, batch) -> tuple[Tensor, dict]:
+    """Batch = (waves [B, T], teacher probabilities [B, K]): KL to the teacher, and top-1 agreement."""
+    wave, probs = batch
+    logits = model(wave)
+    return kl_distillation(logits, probs), {"agree": top1_agreement(logits, probs)}
+
+
+def shots_per_class(labels: Sequence[int], shots: int, n_episodes: int, seed: int = 0) -> list[np.ndarray]:
+    """`n_episodes` draws of `shots` rows of every class from a pool -> sorted row indices each."""
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    if counts.min() < shots:
+        raise ValueError(f"class {classes[counts.argmin()]!r} has {counts.min()} rows, fewer than shots={shots}")
+    rng = np.random.default_rng(seed)
+    return [np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == c), shots, replace=False) for c in classes]))
+            for _ in range(n_episodes)]
