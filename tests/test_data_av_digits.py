@@ -29,18 +29,18 @@ def test_speech_row_trims_cuts_to_the_middle_second_and_normalises():
     short = AV._speech_row(np.r_[np.zeros(500), 0.5 * np.ones(100), np.zeros(500)].astype(np.float32),
                            1, "1", "de", "f2", "espeak-ng")
     assert len(short["wave"]) < 200
-    with pytest.raises(ValueError, match="silent"):
-        AV._speech_row(np.zeros(1000, dtype=np.float32), 0, "0", "de", "f2", "espeak-ng")
+    for silence in (np.zeros(1000, dtype=np.float32), np.full(1000, 1e-4, dtype=np.float32)):
+        with pytest.raises(ValueError, match="silent"):
+            AV._speech_row(silence, 0, "0", "de", "f2", "espeak-ng")
 
 
-def test_fixed_waves_centre_or_shift_each_word_on_a_silent_track():
+def test_fixed_waves_centre_each_word_on_a_silent_track():
     words = words_table([(np.ones(2000, dtype=np.float32), 0, "a"), (np.ones(LIMIT, dtype=np.float32), 1, "b")])
     centred = AV.fixed_waves(words)
     assert centred.shape == (2, LIMIT) and centred.dtype == np.float32
     assert np.flatnonzero(centred[0])[[0, -1]].tolist() == [3000, 4999] and centred[1].min() == 1.0
-    shifted = AV.fixed_waves(words, seconds=0.5, seed=3)
-    assert shifted.shape == (2, LIMIT // 2) and (shifted[0] > 0).sum() == 2000
-    assert np.array_equal(shifted, AV.fixed_waves(words, seconds=0.5, seed=3))
+    short = AV.fixed_waves(words, seconds=0.5)                # a longer word keeps its middle
+    assert short.shape == (2, LIMIT // 2) and (short[0] > 0).sum() == 2000 and short[1].min() == 1.0
 
 
 def test_voice_splits_keep_every_voice_and_equal_recordings_on_one_side():

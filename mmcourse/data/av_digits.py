@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from mmcourse.data import audio_io, speech, tuxpaint
 from mmcourse.data.audio_io import load_audio
 from mmcourse.data.cache import cached_dataset
-from mmcourse.data.sound_scenes import place, random_offset, trim_silence
+from mmcourse.data.sound_scenes import MIN_PEAK, place, trim_silence
 from mmcourse.data.splits import audio_hash, content_hash, split_by_group
 
 SAMPLE_RATE = 8000
@@ -157,9 +157,9 @@ def _build_speech(texts: list[str], languages: tuple[str, ...], variants: list[s
 
 
 def _speech_row(wave: np.ndarray, label: int, text: str, language: str, voice: str, source: str) -> dict:
-    wave = trim_silence(wave) if np.abs(wave).max() > 0 else wave[:0]
-    if len(wave) == 0:
+    if np.abs(wave).max() < MIN_PEAK:  # the sound stamps' rule for a silent file
         raise ValueError(f"{source} {voice} {language} {text!r}: the recording is silent")
+    wave = trim_silence(wave)
     limit = int(MAX_SECONDS * SAMPLE_RATE)
     if len(wave) > limit:
         start = (len(wave) - limit) // 2
@@ -201,13 +201,11 @@ def voice_splits(words: Dataset, seed: int = 0, test_fraction: float = 0.2,
     return split_by_group(words, "voice", test_fraction, val_fraction, seed, link_columns=["audio_sha"])
 
 
-def fixed_waves(words: Dataset, seconds: float = MAX_SECONDS, seed: int | None = None) -> np.ndarray:
-    """Each word on a silent track of `seconds` -> float32 [N, T]: centred, or at a random
-    offset drawn from `seed` (a shifted word is a new training example at no cost)."""
+def fixed_waves(words: Dataset, seconds: float = MAX_SECONDS) -> np.ndarray:
+    """Each word centred on a silent track of `seconds` -> float32 [N, T], for scoring (training
+    shifts each word anew at every access: `matching.soundnet.SpokenPairs`, `ShiftedWords`)."""
     length = int(round(seconds * SAMPLE_RATE))
-    rng = None if seed is None else np.random.default_rng(seed)
     out = np.zeros((len(words), length), dtype=np.float32)
     for i, wave in enumerate(words.with_format("numpy")["wave"]):
-        offset = (length - len(wave)) // 2 if rng is None else random_offset(len(wave), length, rng)
-        out[i] = place(np.asarray(wave, dtype=np.float32), offset, length)
+        out[i] = place(np.asarray(wave, dtype=np.float32), (length - len(wave)) // 2, length)
     return out
