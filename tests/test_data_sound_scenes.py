@@ -166,3 +166,11 @@ def test_real_sound_stamps():
     for wave in stamps.select(range(0, len(stamps), 10))["wave"]:
         assert np.abs(np.array(wave)).max() == pytest.approx(1.0)
     assert "left out 4 silent files" in stamps.info.description
+
+
+def test_array_column_takes_a_block_or_rows_of_any_length():
+    from mmcourse.data.sound_scenes import array_column
+    block = np.arange(6, dtype=np.float64).reshape(2, 3)
+    assert array_column(block)["wave"] == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    ragged = array_column([np.ones(2), np.zeros(0), np.arange(3)], name="x")
+    assert ragged["x"] == [[1.0, 1.0], [], [0.0, 1.0, 2.0]] and ragged.features["x"].feature.dtype == "float32"

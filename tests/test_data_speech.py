@@ -133,3 +133,13 @@ def test_synthesize_many_matches_single_calls():
     assert torch.equal(results[0][0], synthesize("a cat")[0])
     assert torch.equal(results[1][0], synthesize("a dog", pitch=70)[0])
     assert torch.equal(results[2][0], synthesize("un chien", voice="fr")[0])
+
+
+@needs_espeak
+def test_speak_returns_the_wav_that_synthesize_caches(cache):
+    from mmcourse.data.audio_io import load_audio
+    wav = speech.speak("seven", voice="en", pitch=40, speed=160, variant="m3")
+    assert isinstance(wav, bytes) and wav[:4] == b"RIFF" and cached_files(cache) == []
+    spoken, sr = load_audio(wav)
+    cached, cached_sr = synthesize("seven", voice="en", pitch=40, speed=160, variant="m3")
+    assert sr == cached_sr and torch.equal(spoken, cached)

@@ -317,11 +317,14 @@ def make_clips(stamps: Dataset, n: int, seed: int = 0, min_objects: int = 1, max
     return concatenate_datasets([rest, array_column(waves_block)], axis=1).select_columns(list(CLIP_FEATURES))
 
 
-def array_column(values: np.ndarray, name: str = "wave") -> Dataset:
-    """A one-column Dataset `name` of float32 lists from [n, T], built in Arrow directly: seconds
-    faster than converting n NumPy arrays one by one, and without their Python copies in memory."""
-    offsets = pa.array(np.arange(0, values.size + 1, values.shape[1], dtype=np.int32))
-    column = pa.ListArray.from_arrays(offsets, pa.array(values.astype(np.float32).ravel()))
+def array_column(values: np.ndarray | Sequence[np.ndarray], name: str = "wave") -> Dataset:
+    """A one-column Dataset `name` of float32 lists from [n, T] or from n 1-D arrays of any
+    lengths, built in Arrow directly: seconds faster than converting n NumPy arrays one by one,
+    and without their Python copies in memory."""
+    rows = [np.asarray(v, dtype=np.float32).ravel() for v in values]
+    offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int32)
+    flat = np.concatenate(rows) if rows else np.zeros(0, np.float32)
+    column = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))
     return Dataset(pa.table({name: column}))
 
 
