@@ -99,3 +99,21 @@ def test_a_damaged_cache_says_how_to_fix_it():
     with pytest.raises(RuntimeError, match="delete that folder or pass rebuild=True"):
         cached_dataset("toy", lambda: Dataset.from_dict({"x": [1]}))
     assert cached_dataset("toy", lambda: Dataset.from_dict({"x": [5]}), rebuild=True)["x"] == [5]
+
+
+def test_model_cache_path_follows_array_content_and_settings():
+    import numpy as np
+    import torch
+
+    from mmcourse.data.cache import model_cache_path
+
+    data = np.arange(2000, dtype=np.float32)          # long enough for numpy's repr to elide the middle
+    changed = data.copy()
+    changed[1000] += 1
+    path = model_cache_path("net", (data, 3))
+    assert path.parent.name == "models" and path.suffix == ".pt" and path.name.startswith("net-")
+    assert path == model_cache_path("net", (data.copy(), 3)) == model_cache_path("net", (torch.from_numpy(data), 3))
+    assert len({path, model_cache_path("net", (changed, 3)), model_cache_path("net", (data, 4)),
+                model_cache_path("net", (data.astype(np.float64), 3))}) == 4
+    with pytest.raises(ValueError, match="file name"):
+        model_cache_path("a/b", ())

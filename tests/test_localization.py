@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from sklearn.metrics import auc, jaccard_score
 
 from mmcourse.referencing import localization as L
@@ -233,3 +234,33 @@ def test_supervised_step_uses_only_the_labelled_scenes():
     assert torch.allclose(step(tiny(), (other, waves, target, some))[0], loss)
     none, logs = step(model, (images, waves, target, torch.zeros(4, dtype=torch.bool)))
     assert none.item() == 0.0 and none.requires_grad and logs == {}
+
+
+def test_frozen_encoder_heads_start_from_the_encoders_output_layers():
+    torch.manual_seed(0)
+    visual_out, audio_out = torch.nn.Linear(6, 4), torch.nn.Linear(5, 4)
+    heads = L.FrozenEncoderHeads(visual_out, audio_out, temperature=0.2)
+    features, sounds = torch.randn(3, 6, 5, 5), torch.randn(3, 5)
+    visual, audio = heads(features, sounds)
+    assert visual.shape == (3, 4, 5, 5) and audio.shape == (3, 4)
+    logits = visual_out(features.permute(0, 2, 3, 1))                    # the output layer at every cell
+    assert torch.allclose(visual.permute(0, 2, 3, 1), F.normalize(logits, dim=-1), atol=1e-6)
+    assert torch.allclose(audio, F.normalize(audio_out(sounds), dim=-1), atol=1e-6)
+    assert heads.temperature.item() == pytest.approx(0.2)
+    heads.visual_head.weight.data.zero_()                                # a copy: the encoder's layer is untouched
+    assert visual_out.weight.abs().sum() > 0
+    loss, _ = L.localization_step("unsupervised")(heads, (features, sounds, torch.rand(3, 5, 5), torch.ones(3, dtype=bool)))
+    loss.backward()
+    assert heads.log_temperature.grad is not None and heads.audio_head.weight.grad is not None
+    blind = L.FrozenEncoderHeads(visual_out, audio_out, listen=False)
+    _, query = blind(features, sounds)
+    assert torch.allclose(query, query[:1].expand(3, -1))                # the same vector whatever the sound
+    with pytest.raises(ValueError, match="one space"):
+        L.FrozenEncoderHeads(visual_out, torch.nn.Linear(5, 3))
+
+
+def test_in_batches_concatenates_a_frozen_encoder_on_the_cpu():
+    net = torch.nn.Linear(3, 2)
+    x = torch.randn(7, 3)
+    assert torch.allclose(L.in_batches(net, x, batch_size=3), net(x).detach())
+    assert torch.equal(L.in_batches(lambda t: t * 2, x, batch_size=2), x * 2)

@@ -120,3 +120,15 @@ def test_the_name_check_finds_a_missing_helper():
     assert _missing_names("call `V.balanced_rows(q, a)` then `V.VQAModel.encode_image`", aliases) == []
     assert _missing_names("use `V.no_such_helper(x)`", aliases) == \
         ["V.no_such_helper (mmcourse.referencing.vqa has no 'no_such_helper')"]
+
+
+def test_notebook_10_asks_for_notebook_07s_av_digit_networks_with_07s_settings():
+    # Otherwise 10 would train its own pair instead of reading 07's from the cache: slower, not wrong.
+    by_name = {p.name[:2]: "\n".join(_code(nbformat.read(p, as_version=4))) for p in NOTEBOOKS if p.name[:2] in ("07", "10")}
+    for name in ("DIGIT_TEACHER_EPOCHS", "DIGIT_STUDENT_EPOCHS"):
+        lines = {n: re.search(rf"^{name} = (.*)$", code, re.M).group(1) for n, code in by_name.items()}
+        assert lines["07"] == lines["10"], f"{name}: 07 says {lines['07']}, 10 says {lines['10']}"
+    assert re.search(r"^TEMPERATURE = 2\.0 ", by_name["07"], re.M) and re.search(r"^TEMPERATURE, LENGTH = 2\.0,", by_name["10"], re.M)
+    width = re.search(r"^WIDTH = (rt\.profile\.pick\(.*?\))", by_name["07"], re.M).group(1)
+    assert re.search(rf"^DIGIT_WIDTH = {re.escape(width)}", by_name["10"], re.M)
+    assert "width=WIDTH" in by_name["07"] and "width=DIGIT_WIDTH" in by_name["10"]

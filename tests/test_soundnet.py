@@ -237,3 +237,37 @@ def test_units_with_distinct_favourites_skip_a_taken_favourite():
     # spread: unit 0 > unit 1 > unit 2 > unit 3; unit 1 shares unit 0's favourite
     assert SN.units_with_distinct_favourites(peaks, 2) == [0, 2]
     assert SN.units_with_distinct_favourites(peaks, 5) == [0, 2, 3]
+
+
+def test_digit_teacher_slides_over_a_larger_picture():
+    torch.manual_seed(0)
+    teacher = SN.DigitTeacher(width=4, hidden=8).eval()
+    digit = torch.rand(3, 1, 28, 28)
+    hidden = teacher.hidden_map(digit)                                      # [3, 8, 7, 7]
+    assert hidden.shape == (3, 8, 7, 7)
+    assert torch.allclose(hidden[:, :, 3, 3], F.relu(teacher.hidden(teacher.features(digit).flatten(1))), atol=1e-5)
+    assert torch.allclose(teacher.class_map(digit)[:, :, 3, 3], teacher(digit), atol=1e-5)
+    # On a scene the window of cell (i, j) starts at pixel (4i - 12, 4j - 12); moved by whole cells,
+    # the digit's class logits move with it (on a blank background, not a zero-padded border).
+    scenes = torch.zeros(2, 1, 96, 96)
+    scenes[0, :, 40:68, 20:48] = digit[0]
+    scenes[1, :, 20:48, 60:88] = digit[0]
+    maps = teacher.class_map(scenes)
+    assert maps.shape == (2, 10, 24, 24)
+    assert torch.allclose(maps[0, :, 13, 8], maps[1, :, 8, 18], atol=1e-5)
+
+
+def test_digit_encoders_train_once_then_resume_from_the_cache(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MMCOURSE_CACHE", str(tmp_path))
+    rng = np.random.default_rng(0)
+    pictures = {name: (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), np.arange(n) % 10)
+                for name, n in (("train", 70), ("validation", 20))}
+    teacher, history = SN.train_digit_teacher(pictures, seed=0, epochs=1, device="cpu")
+    again, history_again = SN.train_digit_teacher(pictures, seed=0, epochs=1, device="cpu")
+    assert "resumed from" in capsys.readouterr().out and history_again.records == history.records
+    assert all(torch.equal(a, b) for a, b in zip(teacher.state_dict().values(), again.state_dict().values()))
+    assert not any(p.requires_grad for p in again.parameters())
+    pictures["train"][0][0, 0, 0] ^= 1                                     # other data: another checkpoint
+    SN.train_digit_teacher(pictures, seed=0, epochs=1, device="cpu")
+    assert "resumed from" not in capsys.readouterr().out
+    assert len(list((tmp_path / "models").glob("av-digit-teacher-*.pt"))) == 2

@@ -19,6 +19,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterable, Union
 
+import numpy as np
+import torch
 from datasets import Dataset, DatasetDict, load_from_disk
 from filelock import FileLock
 
@@ -33,16 +35,20 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def recipe_fingerprint(recipe: Iterable[Any]) -> str:
     """12 hex digits that change whenever any part of `recipe` changes.
 
-    Modules, classes and functions count by their source code; anything else by its repr
-    (so pass plain parameters: numbers, strings, tuples of them).
+    Modules, classes and functions count by their source code, arrays and tensors by their
+    shape, dtype and bytes (data a model was trained on), anything else by its repr (so pass
+    plain parameters: numbers, strings, tuples of them).
     """
     digest = hashlib.sha1()
     for part in recipe:
         if inspect.ismodule(part) or inspect.isclass(part) or inspect.isroutine(part):
-            text = inspect.getsource(part)
+            data = inspect.getsource(part).encode("utf-8")
+        elif isinstance(part, (np.ndarray, torch.Tensor)):
+            array = np.ascontiguousarray(part.detach().cpu().numpy() if isinstance(part, torch.Tensor) else part)
+            data = f"{array.shape} {array.dtype}".encode() + array.tobytes()
         else:
-            text = repr(part)
-        digest.update(text.encode("utf-8") + b"\x00")
+            data = repr(part).encode("utf-8")
+        digest.update(data + b"\x00")
     return digest.hexdigest()[:12]
 
 
@@ -52,6 +58,16 @@ def dataset_cache_path(name: str, recipe: Iterable[Any] = ()) -> Path:
         raise ValueError(f"dataset cache name {name!r} must be letters, digits, '_', '-' or '.' "
                          "(it becomes a folder name)")
     return cache_dir() / "datasets" / f"{name}-{recipe_fingerprint(recipe)}"
+
+
+def model_cache_path(name: str, recipe: Iterable[Any]) -> Path:
+    """Where a model trained by `recipe` (its code, data, settings, seed) keeps its checkpoint:
+    `cache_dir()/models/<name>-<fingerprint>.pt`. Pass it as `fit(checkpoint=...)`: the first run
+    trains and saves every epoch, a later one with the same recipe resumes the finished run, so it
+    gets the same weights, history and random state without training again."""
+    if not _NAME.match(name):
+        raise ValueError(f"model cache name {name!r} must be letters, digits, '_', '-' or '.' (it becomes a file name)")
+    return cache_dir() / "models" / f"{name}-{recipe_fingerprint(recipe)}.pt"
 
 
 def cached_dataset(name: str, build_fn: Callable[[], AnyDataset], recipe: Iterable[Any] = (),

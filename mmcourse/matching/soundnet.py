@@ -15,17 +15,21 @@ Aytar, Vondrick and Torralba, "SoundNet", NeurIPS 2016.
 """
 from __future__ import annotations
 
+import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmcourse import encoders, training
+from mmcourse.data.cache import model_cache_path
 from mmcourse.data.sound_scenes import place, random_offset
 from mmcourse.encoders import ImageCNN, WaveformCNN
 from mmcourse.runtime import item_rng
+from mmcourse.training import History, fit, make_loader
 
 # (kernel, stride, max-pool) per layer: SoundNet's five-layer shape with a stride of 4 in the
 # first layer, which makes 8 kHz clips four times cheaper than the encoder's default on a CPU.
@@ -262,6 +266,18 @@ class DigitTeacher(nn.Module):
     def forward(self, images: Tensor) -> Tensor:  # [B, 1, 28, 28] in [0, 1] -> logits [B, n_classes]
         return self.out(F.relu(self.hidden(self.features(images).flatten(1))))
 
+    def hidden_map(self, images: Tensor) -> Tensor:  # [B, 1, H, W] -> [B, hidden, H / 4, W / 4]
+        """The hidden layer slid over a picture of any size: its weights as a 7 x 7 convolution,
+        so each cell sees a 28-pixel window centred on it (zero beyond the border). On a 28 x 28
+        digit the middle cell, (3, 3), is exactly the hidden layer of `forward`."""
+        features = self.features(images)
+        kernel = self.hidden.weight.view(len(self.hidden.weight), features.shape[1], 7, 7)
+        return F.relu(F.conv2d(features, kernel, self.hidden.bias, padding=3))
+
+    def class_map(self, images: Tensor) -> Tensor:  # [B, 1, H, W] -> logits [B, n_classes, H / 4, W / 4]
+        """The digit logits at every cell of `hidden_map`: the output layer as a 1 x 1 convolution."""
+        return torch.einsum("bchw,kc->bkhw", self.hidden_map(images), self.out.weight) + self.out.bias[:, None, None]
+
 
 def digit_batch(images: np.ndarray | Tensor) -> Tensor:
     """uint8 digits [N, 28, 28] -> float [N, 1, 28, 28] in [0, 1]."""
@@ -337,6 +353,57 @@ def kd_step(model: nn.Module, batch) -> tuple[Tensor, dict]:
     wave, probs = batch
     logits = model(wave)
     return kl_distillation(logits, probs), {"agree": top1_agreement(logits, probs)}
+
+
+def train_digit_teacher(pictures: dict[str, tuple[np.ndarray, np.ndarray]], *, seed: int, epochs: int,
+                        device: torch.device | str, batch_size: int = 64, lr: float = 3e-3) -> tuple[DigitTeacher, History]:
+    """AV digits' teacher trained on labelled handwriting, then frozen; cached (`model_cache_path`).
+
+    `pictures` maps "train" and "validation" to (uint8 digits [N, 28, 28], labels [N]). Notebook 07
+    trains it and notebook 10 reuses it: the same arguments, code and data find the same
+    checkpoint, which `fit` resumes without training again.
+    """
+    recipe = (sys.modules[__name__], encoders, training, *pictures["train"], *pictures["validation"], seed, epochs,
+              batch_size, lr, str(torch.device(device).type), torch.backends.cpu.get_cpu_capability())
+    labelled = {name: torch.utils.data.TensorDataset(digit_batch(x), torch.from_numpy(np.asarray(y)))
+                for name, (x, y) in pictures.items() if name in ("train", "validation")}
+    torch.manual_seed(seed)
+    teacher = DigitTeacher()
+    opt = torch.optim.AdamW(teacher.parameters(), lr=lr)
+    history = fit(teacher, make_loader(labelled["train"], batch_size, shuffle=True, seed=seed, drop_last=True),
+                  classify_step, epochs=epochs, optimizer=opt, val_loader=make_loader(labelled["validation"], 256),
+                  device=device, scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs),
+                  checkpoint=model_cache_path("av-digit-teacher", recipe))
+    return teacher.requires_grad_(False).eval(), history
+
+
+def distil_digit_student(teacher: DigitTeacher, words: Mapping, pictures: dict[str, tuple[np.ndarray, np.ndarray]], *,
+                         seed: int, epochs: int, width: int, temperature: float, length: int,
+                         device: torch.device | str, batch_size: int = 64, lr: float = 3e-3) -> tuple[SoundClassifier, History]:
+    """The waveform student distilled from `teacher` on unlabelled pairs (`SpokenPairs`); cached.
+
+    `words` maps "train" and "validation" to spoken-digit tables (`av_digits.voice_splits`),
+    `pictures` the same splits to handwriting (uint8 [N, 28, 28], labels [N]): each word meets
+    random pictures of its digit from its own split. Watched on every fourth validation word.
+    """
+    recipe = (sys.modules[__name__], encoders, training, teacher.state_dict(),
+              *(np.asarray(words[n]["audio_sha"]) for n in ("train", "validation")),
+              *pictures["train"], *pictures["validation"], seed, epochs, width, temperature, length, batch_size, lr,
+              str(torch.device(device).type), torch.backends.cpu.get_cpu_capability())
+
+    def pairs(name: str, every: int = 1) -> SpokenPairs:
+        chosen = words[name].select(range(0, len(words[name]), every))
+        return SpokenPairs(list(chosen.with_format("numpy")["wave"]), chosen["label"],
+                           teacher_probs(teacher, pictures[name][0], temperature), pictures[name][1], length)
+
+    torch.manual_seed(seed)
+    student = SoundClassifier(10, width=width)
+    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=1e-2)
+    history = fit(student, make_loader(pairs("train"), batch_size, shuffle=True, seed=seed, drop_last=True), kd_step,
+                  epochs=epochs, optimizer=opt, val_loader=make_loader(pairs("validation", every=4), 256), device=device,
+                  scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs),
+                  checkpoint=model_cache_path("av-digit-student", recipe))
+    return student.eval(), history
 
 
 def shots_per_class(labels: Sequence[int], shots: int, n_episodes: int, seed: int = 0) -> list[np.ndarray]:

@@ -108,6 +108,56 @@ class SoundLocalizer(nn.Module):
         return self.visual_map(images), self.audio_vector(waves)
 
 
+class FrozenEncoderHeads(nn.Module):
+    """The localiser on two frozen, pretrained encoders: only the two heads and the temperature learn.
+
+        visual features [B, C_v, h, w] (a frozen image network, slid over the scene)
+            -> visual head at every location -> unit vectors [B, D, h, w]
+        audio features [B, C_a] (a frozen sound network, pooled) -> audio head -> unit vectors [B, D]
+
+    The features are computed once (`in_batches`), so an epoch costs two small matrix products.
+    Each head starts as a copy of the Linear layer given (an encoder's own output layer: when
+    both encoders end in the same classes, the untrained map already compares the sound's
+    class with each location's), and `temperature` (tau) is learned in log space. With
+    `listen=False` one learned vector replaces the sound: the visual-only map.
+    """
+
+    def __init__(self, visual_head: nn.Linear, audio_head: nn.Linear, temperature: float = 0.1, listen: bool = True):
+        super().__init__()
+        if visual_head.out_features != audio_head.out_features:
+            raise ValueError(f"the heads must meet in one space: visual {visual_head.out_features}, "
+                             f"audio {audio_head.out_features} outputs")
+        self.visual_head = copy.deepcopy(visual_head).requires_grad_(True)
+        self.listen = listen
+        if listen:
+            self.audio_head = copy.deepcopy(audio_head).requires_grad_(True)
+        else:
+            self.query = nn.Parameter(audio_head.bias.detach().clone())
+        self.log_temperature = nn.Parameter(torch.tensor(float(np.log(temperature))))
+
+    @property
+    def temperature(self) -> Tensor:
+        return self.log_temperature.exp()
+
+    def forward(self, visual: Tensor, audio: Tensor) -> tuple[Tensor, Tensor]:
+        """Features ([B, C_v, h, w], [B, C_a]) -> (unit visual map [B, D, h, w], unit audio vectors [B, D])."""
+        if len(visual) != len(audio):
+            raise ValueError(f"{len(visual)} scenes but {len(audio)} sounds: one sound per scene")
+        w, b = self.visual_head.weight, self.visual_head.bias
+        visual = F.normalize(torch.einsum("bchw,dc->bdhw", visual, w) + b[:, None, None], dim=1)
+        if not self.listen:
+            return visual, F.normalize(self.query, dim=0).expand(len(audio), -1)
+        return visual, F.normalize(self.audio_head(audio), dim=-1)
+
+
+@torch.no_grad()
+def in_batches(encode, inputs: Tensor, batch_size: int = 256) -> Tensor:
+    """A frozen encoder (a function or an eval-mode module) applied to `inputs` batch by batch,
+    on the device of its parameters if it has any -> its outputs concatenated on the CPU."""
+    device = next(encode.parameters()).device if isinstance(encode, nn.Module) else inputs.device
+    return torch.cat([encode(chunk.to(device)).cpu() for chunk in inputs.split(batch_size)])
+
+
 def heatmap(visual: Tensor, audio: Tensor, temperature: float) -> Tensor:
     """Scores s[b, x, y] = cos(audio_b, visual_b at x, y) / temperature -> [B, h, w]."""
     return torch.einsum("bdhw,bd->bhw", visual, audio) / temperature
