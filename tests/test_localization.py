@@ -109,6 +109,8 @@ def test_heatmap_attention_and_pair_scores():
     pairs = L.pair_scores(visual, audio, 0.5)
     own = torch.nn.functional.normalize(z, dim=-1)
     assert torch.allclose(pairs.diagonal(), (own * audio).sum(-1), atol=1e-6)
+    _, z_02 = L.attend(visual[:1], L.heatmap(visual[:1], audio[2:], 0.5))    # image 0 attended by sound 2
+    assert torch.allclose(pairs[0, 2], (torch.nn.functional.normalize(z_02, dim=-1) * audio[2]).sum(), atol=1e-6)
 
 
 def test_supervised_loss_is_zero_when_attention_matches_the_mask():

@@ -143,7 +143,7 @@ class FrozenEncoderHeads(nn.Module):
         """Features ([B, C_v, h, w], [B, C_a]) -> (unit visual map [B, D, h, w], unit audio vectors [B, D])."""
         if len(visual) != len(audio):
             raise ValueError(f"{len(visual)} scenes but {len(audio)} sounds: one sound per scene")
-        w, b = self.visual_head.weight, self.visual_head.bias
+        w, b = self.visual_head.weight, self.visual_head.bias           # the Linear at every cell
         visual = F.normalize(torch.einsum("bchw,dc->bdhw", visual, w) + b[:, None, None], dim=1)
         if not self.listen:
             return visual, F.normalize(self.query, dim=0).expand(len(audio), -1)
