@@ -264,5 +264,12 @@ def test_frozen_encoder_heads_start_from_the_encoders_output_layers():
 def test_in_batches_concatenates_a_frozen_encoder_on_the_cpu():
     net = torch.nn.Linear(3, 2)
     x = torch.randn(7, 3)
-    assert torch.allclose(L.in_batches(net, x, batch_size=3), net(x).detach())
-    assert torch.equal(L.in_batches(lambda t: t * 2, x, batch_size=2), x * 2)
+    assert torch.allclose(L.in_batches(net, x, "cpu", batch_size=3), net(x).detach())
+    assert torch.equal(L.in_batches(lambda t: t * 2, x, "cpu", batch_size=2), x * 2)
+
+
+def test_frozen_encoder_heads_stay_on_meta_device():
+    heads = L.FrozenEncoderHeads(torch.nn.Linear(6, 4), torch.nn.Linear(5, 4)).to("meta")
+    visual, audio = heads(torch.randn(2, 6, 3, 3, device="meta"), torch.randn(2, 5, device="meta"))
+    assert visual.device.type == audio.device.type == heads.temperature.device.type == "meta"
+    assert L.unsupervised_loss(visual, audio, heads.temperature).device.type == "meta"

@@ -246,14 +246,13 @@ def test_digit_teacher_slides_over_a_larger_picture():
     hidden = teacher.hidden_map(digit)                                      # [3, 8, 7, 7]
     assert hidden.shape == (3, 8, 7, 7)
     assert torch.allclose(hidden[:, :, 3, 3], F.relu(teacher.hidden(teacher.features(digit).flatten(1))), atol=1e-5)
-    assert torch.allclose(teacher.class_map(digit)[:, :, 3, 3], teacher(digit), atol=1e-5)
     # On a scene the window of cell (i, j) starts at pixel (4i - 12, 4j - 12); moved by whole cells,
-    # the digit's class logits move with it (on a blank background, not a zero-padded border).
+    # the digit's hidden features move with it (on a blank background, not a zero-padded border).
     scenes = torch.zeros(2, 1, 96, 96)
     scenes[0, :, 40:68, 20:48] = digit[0]
     scenes[1, :, 20:48, 60:88] = digit[0]
-    maps = teacher.class_map(scenes)
-    assert maps.shape == (2, 10, 24, 24)
+    maps = teacher.hidden_map(scenes)
+    assert maps.shape == (2, 8, 24, 24)
     assert torch.allclose(maps[0, :, 13, 8], maps[1, :, 8, 18], atol=1e-5)
 
 

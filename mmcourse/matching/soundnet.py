@@ -274,10 +274,6 @@ class DigitTeacher(nn.Module):
         kernel = self.hidden.weight.view(len(self.hidden.weight), features.shape[1], 7, 7)
         return F.relu(F.conv2d(features, kernel, self.hidden.bias, padding=3))
 
-    def class_map(self, images: Tensor) -> Tensor:  # [B, 1, H, W] -> logits [B, n_classes, H / 4, W / 4]
-        """The digit logits at every cell of `hidden_map`: the output layer as a 1 x 1 convolution."""
-        return torch.einsum("bchw,kc->bkhw", self.hidden_map(images), self.out.weight) + self.out.bias[:, None, None]
-
 
 def digit_batch(images: np.ndarray | Tensor) -> Tensor:
     """uint8 digits [N, 28, 28] -> float [N, 1, 28, 28] in [0, 1]."""

@@ -115,7 +115,7 @@ class FrozenEncoderHeads(nn.Module):
             -> visual head at every location -> unit vectors [B, D, h, w]
         audio features [B, C_a] (a frozen sound network, pooled) -> audio head -> unit vectors [B, D]
 
-    The features are computed once (`in_batches`), so an epoch costs two small matrix products.
+    The features are computed once (`in_batches`): training runs the heads and the loss only.
     Each head starts as a copy of the Linear layer given (an encoder's own output layer: when
     both encoders end in the same classes, the untrained map already compares the sound's
     class with each location's), and `temperature` (tau) is learned in log space. With
@@ -151,10 +151,9 @@ class FrozenEncoderHeads(nn.Module):
 
 
 @torch.no_grad()
-def in_batches(encode, inputs: Tensor, batch_size: int = 256) -> Tensor:
-    """A frozen encoder (a function or an eval-mode module) applied to `inputs` batch by batch,
-    on the device of its parameters if it has any -> its outputs concatenated on the CPU."""
-    device = next(encode.parameters()).device if isinstance(encode, nn.Module) else inputs.device
+def in_batches(encode, inputs: Tensor, device: torch.device | str, batch_size: int = 256) -> Tensor:
+    """A frozen encoder (an eval-mode module or one of its methods, on `device`) applied to `inputs`
+    batch by batch on `device` -> its outputs concatenated on the CPU."""
     return torch.cat([encode(chunk.to(device)).cpu() for chunk in inputs.split(batch_size)])
 
 
